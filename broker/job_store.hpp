@@ -1,0 +1,56 @@
+// Durable storage of jobs behind a narrow interface. SqliteJobStore (broker/sqlite_store.hpp) is
+// the implementation; the broker's store writer thread owns one instance for writing, and the
+// broker loop owns another, opened on the same file, for the rare reads of jobs it no longer
+// holds in memory (finished ones).
+//
+// Threads: an instance is used by one thread at a time.
+// Errors: every method returns a value; a failed Apply leaves the file as it was before it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "broker/job.hpp"
+#include "schema/result.hpp"
+
+namespace claw::broker {
+
+// One group commit: every write in it lands in one transaction, or none does.
+struct WriteBatch {
+  struct Write {
+    bool insert = false;  // true: a new row with every column; false: update the mutable columns
+    Job job;              // the job as it is after this batch
+  };
+  std::vector<Write> writes;
+};
+
+struct ListFilter {
+  std::optional<wire::JobState> state;
+  std::optional<std::string> type;
+  std::uint32_t limit = 100;
+};
+
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  virtual Status Apply(const WriteBatch& batch) = 0;
+
+  // Jobs in state queued, scheduled or running, in seq order.
+  virtual Result<std::vector<Job>> LoadUnfinished() = 0;
+  // Every idempotency key in the store, with its job.
+  virtual Result<std::vector<std::pair<std::string, Seq>>> LoadKeys() = 0;
+  virtual Result<std::optional<Job>> Get(Seq seq) = 0;
+  // Newest first (highest seq first).
+  virtual Result<std::vector<Job>> List(const ListFilter& filter) = 0;
+  virtual Result<std::map<wire::JobState, std::uint64_t>> CountByState() = 0;
+  // The highest seq ever stored, 0 when empty.
+  virtual Result<Seq> MaxSeq() = 0;
+  // Increments the persisted epoch and returns the new value (1 on a new store).
+  virtual Result<std::uint64_t> NextEpoch() = 0;
+};
+
+}  // namespace claw::broker

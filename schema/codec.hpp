@@ -1,0 +1,304 @@
+// The Claw wire codec: typed messages <-> the three frames each message travels in.
+//
+// This is the only place that knows how a message looks as bytes (schema/protocol.yaml is the
+// source of truth, schema/PROTOCOL.md the prose). Programs build and receive these structs; they
+// never index frames or compare header strings themselves.
+//
+// Decoding never throws: bad input of any kind (wrong header, unknown command, bad msgpack,
+// missing or mistyped field, over a size limit) comes back as a DecodeError that says what was
+// wrong and carries enough of the request (dialog, command, rid) to answer it.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "schema/protocol_constants.hpp"
+#include "schema/result.hpp"
+
+namespace claw::wire {
+
+using Labels = std::map<std::string, std::string>;
+
+struct Progress {
+  std::optional<std::uint32_t> percent;
+  std::string message;
+  bool operator==(const Progress&) const = default;
+};
+
+struct JobInfo {
+  std::string id;
+  std::string type;
+  JobState state = JobState::kQueued;
+  std::uint32_t priority = kPriorityNormal;
+  std::uint32_t attempts = 0;
+  std::uint32_t max_attempts = 0;
+  std::uint64_t timeout_ms = 0;
+  std::uint64_t backoff_ms = 0;
+  std::uint64_t max_backoff_ms = 0;
+  std::string key;  // empty: none
+  std::uint64_t created_at = 0;
+  std::uint64_t updated_at = 0;
+  std::optional<std::uint64_t> run_at;
+  std::string worker;
+  std::string error;
+  std::optional<std::string> result;
+  std::optional<std::string> payload;
+  std::optional<Progress> progress;
+  bool operator==(const JobInfo&) const = default;
+};
+
+struct WorkerInfo {
+  std::string id;
+  std::vector<std::string> types;
+  std::uint32_t capacity = 0;
+  std::uint32_t in_use = 0;
+  Labels labels;
+  std::uint64_t last_seen_ms = 0;
+  bool operator==(const WorkerInfo&) const = default;
+};
+
+struct QueueInfo {
+  std::string type;
+  std::uint32_t priority = 0;
+  std::uint64_t depth = 0;
+  bool operator==(const QueueInfo&) const = default;
+};
+
+struct ClusterInfo {
+  std::string role;
+  std::uint64_t epoch = 0;
+  std::uint32_t workers_total = 0;
+  std::uint32_t workers_active = 0;
+  std::uint64_t capacity_total = 0;
+  std::uint64_t capacity_in_use = 0;
+  std::map<std::string, std::uint64_t> jobs;  // state name -> count
+  std::vector<QueueInfo> queues;
+  std::vector<WorkerInfo> workers;
+  std::uint64_t malformed = 0;
+  bool operator==(const ClusterInfo&) const = default;
+};
+
+// ---- client -> broker ----
+
+struct SubmitRequest {
+  std::uint64_t rid = 0;
+  std::string type;
+  std::string payload;
+  std::optional<std::uint32_t> priority;
+  std::optional<std::uint64_t> timeout_ms;
+  std::optional<std::uint32_t> max_attempts;
+  std::optional<std::uint64_t> backoff_ms;
+  std::optional<std::uint64_t> max_backoff_ms;
+  std::optional<std::string> key;
+  bool operator==(const SubmitRequest&) const = default;
+};
+
+struct StatusRequest {
+  std::uint64_t rid = 0;
+  std::string id;
+  bool operator==(const StatusRequest&) const = default;
+};
+
+struct ListRequest {
+  std::uint64_t rid = 0;
+  std::optional<JobState> state;
+  std::optional<std::string> type;
+  std::optional<std::uint32_t> limit;
+  bool operator==(const ListRequest&) const = default;
+};
+
+struct CancelRequest {
+  std::uint64_t rid = 0;
+  std::string id;
+  bool operator==(const CancelRequest&) const = default;
+};
+
+struct RetryRequest {
+  std::uint64_t rid = 0;
+  std::string id;
+  bool operator==(const RetryRequest&) const = default;
+};
+
+struct ClusterRequest {
+  std::uint64_t rid = 0;
+  bool operator==(const ClusterRequest&) const = default;
+};
+
+struct WatchRequest {
+  std::uint64_t rid = 0;
+  std::string id;
+  bool operator==(const WatchRequest&) const = default;
+};
+
+struct PingRequest {
+  std::uint64_t rid = 0;
+  bool operator==(const PingRequest&) const = default;
+};
+
+using ClientRequest = std::variant<SubmitRequest, StatusRequest, ListRequest, CancelRequest,
+                                   RetryRequest, ClusterRequest, WatchRequest, PingRequest>;
+
+ClientCommand CommandOf(const ClientRequest& request);
+std::uint64_t RidOf(const ClientRequest& request);
+
+// ---- broker -> client ----
+
+// One struct for every reply; which optional fields are set depends on the command
+// (protocol.yaml lists them per command).
+struct ClientReply {
+  ClientCommand command = ClientCommand::kPing;
+  std::uint64_t rid = 0;
+  StatusCode status = StatusCode::kOk;
+  std::string message;  // set when status is not 2xx
+  std::optional<std::string> id;
+  std::optional<bool> existing;
+  std::optional<JobInfo> job;
+  std::optional<std::vector<JobInfo>> jobs;
+  std::optional<ClusterInfo> cluster;
+  std::optional<std::string> role;
+  std::optional<std::uint64_t> epoch;
+  bool operator==(const ClientReply&) const = default;
+};
+
+// ---- worker <-> broker ----
+
+struct Ready {
+  std::string worker_id;
+  std::vector<std::string> types;
+  std::uint32_t capacity = 1;
+  Labels labels;
+  bool operator==(const Ready&) const = default;
+};
+
+struct Welcome {
+  std::uint64_t heartbeat_ms = 0;
+  std::uint32_t liveness = 0;
+  std::uint64_t epoch = 0;
+  bool operator==(const Welcome&) const = default;
+};
+
+struct JobDispatch {
+  std::string id;
+  std::string type;
+  std::string payload;
+  std::uint64_t lease = 0;
+  std::uint32_t attempt = 0;
+  std::uint64_t timeout_ms = 0;
+  std::uint32_t priority = 0;
+  std::optional<std::string> checkpoint;
+  bool operator==(const JobDispatch&) const = default;
+};
+
+struct ProgressReport {
+  std::string id;
+  std::uint64_t lease = 0;
+  std::optional<std::uint32_t> percent;
+  std::optional<std::string> message;
+  std::optional<std::string> checkpoint;
+  bool operator==(const ProgressReport&) const = default;
+};
+
+struct Done {
+  std::string id;
+  std::uint64_t lease = 0;
+  std::string result;
+  bool operator==(const Done&) const = default;
+};
+
+struct Failed {
+  std::string id;
+  std::uint64_t lease = 0;
+  std::string error;
+  bool permanent = false;
+  bool operator==(const Failed&) const = default;
+};
+
+struct CancelJob {
+  std::string id;
+  std::uint64_t lease = 0;
+  std::string reason;
+  bool operator==(const CancelJob&) const = default;
+};
+
+struct Heartbeat {
+  bool operator==(const Heartbeat&) const = default;
+};
+
+struct Disconnect {
+  std::string reason;
+  bool operator==(const Disconnect&) const = default;
+};
+
+using WorkerMessage = std::variant<Ready, Welcome, JobDispatch, ProgressReport, Done, Failed,
+                                   CancelJob, Heartbeat, Disconnect>;
+
+WorkerCommand CommandOf(const WorkerMessage& message);
+
+// ---- frames ----
+
+// A message as it goes on the wire, after any routing envelope: header, command byte, body.
+struct Frames {
+  std::string_view header;
+  std::uint8_t command = 0;
+  std::string body;  // msgpack map
+};
+
+Frames Encode(const ClientRequest& request);
+Frames Encode(const ClientReply& reply);
+Frames Encode(const WorkerMessage& message);
+
+// Limits applied while decoding a body (msgpack-c's defaults are unlimited).
+struct DecodeLimits {
+  std::size_t max_body_bytes = 4u << 20;
+  std::size_t max_array = 100000;
+  std::size_t max_map = 1024;
+  std::size_t max_depth = 8;
+};
+
+enum class Dialog : std::uint8_t { kClient, kWorker };
+
+struct DecodeError {
+  Dialog dialog = Dialog::kClient;
+  std::uint8_t command = 0;  // as received (0 if the frame was missing)
+  std::uint64_t rid = 0;     // 0 if it could not be read
+  StatusCode status = StatusCode::kBadRequest;
+  std::string message;
+  // Whether a reply can be routed and understood: false for frames that do not even carry a
+  // known protocol header, which the broker drops and counts.
+  bool answerable = false;
+};
+
+// What reached a broker: a client request or a worker message.
+using Inbound = std::variant<ClientRequest, WorkerMessage>;
+
+// Decodes the frames after the routing envelope (and after any empty delimiter, which the
+// caller strips and remembers). `frames` must hold header, command and body.
+std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_view> frames,
+                                                  const DecodeLimits& limits = {});
+
+// For a client reading replies and a worker reading broker messages.
+Result<ClientReply> DecodeClientReply(std::span<const std::string_view> frames,
+                                      const DecodeLimits& limits = {});
+Result<WorkerMessage> DecodeWorkerMessage(std::span<const std::string_view> frames,
+                                          const DecodeLimits& limits = {});
+
+// ---- names ----
+
+std::string_view Name(JobState state);
+std::optional<JobState> ParseJobState(std::string_view name);
+bool IsFinal(JobState state);
+std::string_view Name(StatusCode status);
+std::string_view Name(ClientCommand command);
+std::string_view Name(WorkerCommand command);
+// "low", "normal", "high", "critical" or a number 0-9.
+std::optional<std::uint32_t> ParsePriority(std::string_view text);
+// "critical" for 9, "7" for 7 when no name has it.
+std::string PriorityName(std::uint32_t priority);
+
+}  // namespace claw::wire

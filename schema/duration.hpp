@@ -1,0 +1,19 @@
+// Durations as people write them in flags and config files: "500ms", "30s", "5m", "1h", "2d",
+// and "0". A bare number other than 0 is refused, since it could mean seconds or milliseconds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "schema/result.hpp"
+
+namespace claw::wire {
+
+// Milliseconds, or an error that quotes the text.
+Result<std::int64_t> ParseDuration(std::string_view text);
+
+// The shortest exact spelling: 1500 -> "1500ms", 30000 -> "30s", 300000 -> "5m".
+std::string FormatDuration(std::int64_t ms);
+
+}  // namespace claw::wire

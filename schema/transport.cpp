@@ -1,0 +1,131 @@
+#include "schema/transport.hpp"
+
+namespace claw::wire {
+namespace {
+
+std::string_view View(const zmq::message_t& m) {
+  return std::string_view(static_cast<const char*>(m.data()), m.size());
+}
+
+// Reads the remaining frames of a multipart message once its first frame has arrived.
+void ReadRest(zmq::socket_t& socket, zmq::message_t& first, std::vector<zmq::message_t>& parts) {
+  bool more = first.more();
+  parts.push_back(std::move(first));
+  while (more) {
+    zmq::message_t part;
+    if (!socket.recv(part, zmq::recv_flags::none)) break;
+    more = part.more();
+    parts.push_back(std::move(part));
+  }
+}
+
+}  // namespace
+
+Result<zmq::socket_t> BindRouter(zmq::context_t& context, const std::string& endpoint,
+                                 std::int64_t max_message_bytes) {
+  try {
+    zmq::socket_t socket(context, zmq::socket_type::router);
+    socket.set(zmq::sockopt::router_mandatory, 1);
+    socket.set(zmq::sockopt::maxmsgsize, max_message_bytes);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::sndhwm, 100000);
+    socket.set(zmq::sockopt::rcvhwm, 100000);
+    socket.bind(endpoint);
+    return socket;
+  } catch (const zmq::error_t& e) {
+    return Fail("cannot bind " + endpoint + ": " + e.what());
+  }
+}
+
+Result<zmq::socket_t> ConnectDealer(zmq::context_t& context, const std::string& endpoint,
+                                    std::int64_t max_message_bytes) {
+  try {
+    zmq::socket_t socket(context, zmq::socket_type::dealer);
+    socket.set(zmq::sockopt::linger, 0);
+    socket.set(zmq::sockopt::immediate, 1);
+    socket.set(zmq::sockopt::maxmsgsize, max_message_bytes);
+    socket.set(zmq::sockopt::sndhwm, 100000);
+    socket.set(zmq::sockopt::rcvhwm, 100000);
+    socket.connect(endpoint);
+    return socket;
+  } catch (const zmq::error_t& e) {
+    return Fail("cannot connect to " + endpoint + ": " + e.what());
+  }
+}
+
+std::string BoundEndpoint(zmq::socket_t& socket) {
+  return socket.get(zmq::sockopt::last_endpoint);
+}
+
+std::optional<BrokerInbound> ReceiveInbound(zmq::socket_t& router, const DecodeLimits& limits) {
+  zmq::message_t first;
+  try {
+    if (!router.recv(first, zmq::recv_flags::dontwait)) return std::nullopt;
+    std::vector<zmq::message_t> parts;
+    ReadRest(router, first, parts);
+    BrokerInbound in;
+    in.from.routing_id = std::string(View(parts[0]));
+    std::size_t start = 1;
+    if (parts.size() > 1 && parts[1].size() == 0) {
+      in.from.delimiter = true;
+      start = 2;
+    }
+    std::vector<std::string_view> frames;
+    frames.reserve(parts.size() - start);
+    for (std::size_t i = start; i < parts.size(); ++i) frames.push_back(View(parts[i]));
+    in.message = DecodeInbound(frames, limits);
+    return in;
+  } catch (const zmq::error_t&) {
+    return std::nullopt;
+  }
+}
+
+SendOutcome SendTo(zmq::socket_t& router, const Envelope& to, const Frames& frames) {
+  try {
+    const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+    if (!router.send(zmq::buffer(to.routing_id), more)) return SendOutcome::kWouldBlock;
+    if (to.delimiter) router.send(zmq::message_t(), more);
+    router.send(zmq::buffer(frames.header), more);
+    router.send(zmq::buffer(&frames.command, 1), more);
+    router.send(zmq::buffer(frames.body), zmq::send_flags::dontwait);
+    return SendOutcome::kSent;
+  } catch (const zmq::error_t& e) {
+    return e.num() == EHOSTUNREACH ? SendOutcome::kUnreachable : SendOutcome::kWouldBlock;
+  }
+}
+
+bool Send(zmq::socket_t& dealer, const Frames& frames) {
+  try {
+    const auto more = zmq::send_flags::sndmore | zmq::send_flags::dontwait;
+    if (!dealer.send(zmq::buffer(frames.header), more)) return false;
+    dealer.send(zmq::buffer(&frames.command, 1), more);
+    dealer.send(zmq::buffer(frames.body), zmq::send_flags::dontwait);
+    return true;
+  } catch (const zmq::error_t&) {
+    return false;
+  }
+}
+
+std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
+                                                std::chrono::milliseconds timeout) {
+  try {
+    zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
+    if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
+    zmq::message_t first;
+    if (!dealer.recv(first, zmq::recv_flags::dontwait)) return std::nullopt;
+    std::vector<zmq::message_t> parts;
+    ReadRest(dealer, first, parts);
+    std::vector<std::string> frames;
+    frames.reserve(parts.size());
+    for (auto& p : parts) frames.emplace_back(View(p));
+    return frames;
+  } catch (const zmq::error_t&) {
+    return std::nullopt;
+  }
+}
+
+std::vector<std::string_view> Views(const std::vector<std::string>& parts) {
+  return std::vector<std::string_view>(parts.begin(), parts.end());
+}
+
+}  // namespace claw::wire

@@ -1,0 +1,59 @@
+// ZeroMQ transport for the Claw protocol: sockets set up the way every Claw program needs them,
+// and sending and receiving whole typed messages. Nothing here blocks unless it says so, and no
+// cppzmq exception escapes: failures come back as values.
+#pragma once
+
+#include <zmq.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "schema/codec.hpp"
+
+namespace claw::wire {
+
+// Who sent a message to a ROUTER socket, and whether it framed it like a REQ socket does.
+struct Envelope {
+  std::string routing_id;
+  bool delimiter = false;
+};
+
+struct BrokerInbound {
+  Envelope from;
+  std::expected<Inbound, DecodeError> message;
+};
+
+// A ROUTER bound to `endpoint` with ROUTER_MANDATORY set, a maximum message size (a peer that
+// sends more is disconnected by ZeroMQ) and no linger.
+Result<zmq::socket_t> BindRouter(zmq::context_t& context, const std::string& endpoint,
+                                 std::int64_t max_message_bytes);
+
+// A DEALER connected to `endpoint`, LINGER 0 and IMMEDIATE set, so a dead broker never makes a
+// program hang on exit and messages are not queued for a connection that does not exist yet.
+Result<zmq::socket_t> ConnectDealer(zmq::context_t& context, const std::string& endpoint,
+                                    std::int64_t max_message_bytes);
+
+// The endpoint a socket is bound to (for tcp://127.0.0.1:* binds).
+std::string BoundEndpoint(zmq::socket_t& socket);
+
+// Reads one message from a ROUTER without blocking; nullopt when none is waiting.
+std::optional<BrokerInbound> ReceiveInbound(zmq::socket_t& router, const DecodeLimits& limits);
+
+enum class SendOutcome { kSent, kUnreachable, kWouldBlock };
+
+// Sends without blocking through a ROUTER_MANDATORY socket.
+SendOutcome SendTo(zmq::socket_t& router, const Envelope& to, const Frames& frames);
+
+// Sends on a DEALER without blocking; false when the message could not be queued.
+bool Send(zmq::socket_t& dealer, const Frames& frames);
+
+// Waits up to `timeout` for a message on a DEALER and returns its frames; nullopt on timeout.
+std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
+                                                std::chrono::milliseconds timeout);
+
+// The frames of `parts` as views, for the Decode functions.
+std::vector<std::string_view> Views(const std::vector<std::string>& parts);
+
+}  // namespace claw::wire
