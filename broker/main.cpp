@@ -1,1 +1,78 @@
-int main() { return 0; }
+// claw-broker: flags and config file in, a running Server out.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+#include "broker/config.hpp"
+#include "broker/server.hpp"
+#include "schema/duration.hpp"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) { g_stop.store(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"claw-broker: the Claw job broker"};
+  std::string config_file, bind, data, log_level, durability, heartbeat;
+  app.add_option("--config", config_file, "YAML config file")->check(CLI::ExistingFile);
+  app.add_option("--bind", bind, "endpoint to bind (default tcp://*:5555)");
+  app.add_option("--data", data, "data directory (default ./claw-data)");
+  app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
+  app.add_option("--durability", durability, "full (fsync every commit, default), normal or off");
+  app.add_option("--heartbeat", heartbeat, "worker heartbeat interval, e.g. 1s");
+  CLI11_PARSE(app, argc, argv);
+
+  claw::broker::BrokerConfig config;
+  if (!config_file.empty()) {
+    auto loaded = claw::broker::LoadConfigFile(config_file, config);
+    if (!loaded) {
+      std::cerr << "claw-broker: " << loaded.error().message << "\n";
+      return 2;
+    }
+    config = *loaded;
+  }
+  if (!bind.empty()) config.bind = bind;
+  if (!data.empty()) config.data_dir = data;
+  if (!log_level.empty()) config.log_level = log_level;
+  if (!durability.empty()) config.durability = durability;
+  if (!heartbeat.empty()) {
+    auto ms = claw::wire::ParseDuration(heartbeat);
+    if (!ms) {
+      std::cerr << "claw-broker: --heartbeat: " << ms.error().message << "\n";
+      return 2;
+    }
+    config.core.heartbeat_ms = static_cast<std::uint64_t>(*ms);
+  }
+  if (auto valid = claw::broker::Validate(config); !valid) {
+    std::cerr << "claw-broker: " << valid.error().message << "\n";
+    return 2;
+  }
+
+  auto logger = spdlog::stderr_color_mt("broker");
+  logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %^%l%$ broker: %v");
+  logger->set_level(spdlog::level::from_str(config.log_level));
+  spdlog::set_default_logger(logger);
+
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  auto server = claw::broker::Server::Start(config);
+  if (!server) {
+    spdlog::error("{}", server.error().message);
+    return 1;
+  }
+  auto result = (*server)->Run(g_stop);
+  if (!result) {
+    spdlog::error("{}", result.error().message);
+    return 1;
+  }
+  spdlog::info("stopped");
+  return 0;
+}

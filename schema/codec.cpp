@@ -3,10 +3,9 @@
 // (bodies have a dozen fields at most), so no std::map is built per message.
 #include "schema/codec.hpp"
 
-#include <msgpack.hpp>
-
 #include <algorithm>
 #include <limits>
+#include <msgpack.hpp>
 #include <type_traits>
 
 namespace claw::wire {
@@ -159,9 +158,9 @@ void Fields(F& f, const SubmitRequest& v) {
 }
 
 template <typename F, typename T>
-  requires(std::is_same_v<T, StatusRequest> || std::is_same_v<T, CancelRequest> ||
-           std::is_same_v<T, RetryRequest> || std::is_same_v<T, WatchRequest>)
-void Fields(F& f, const T& v) {
+requires(std::is_same_v<T, StatusRequest> || std::is_same_v<T, CancelRequest> ||
+         std::is_same_v<T, RetryRequest> ||
+         std::is_same_v<T, WatchRequest>) void Fields(F& f, const T& v) {
   f(field::kRid, v.rid);
   f(field::kId, v.id);
 }
@@ -175,8 +174,8 @@ void Fields(F& f, const ListRequest& v) {
 }
 
 template <typename F, typename T>
-  requires(std::is_same_v<T, ClusterRequest> || std::is_same_v<T, PingRequest>)
-void Fields(F& f, const T& v) {
+requires(std::is_same_v<T, ClusterRequest> ||
+         std::is_same_v<T, PingRequest>) void Fields(F& f, const T& v) {
   f(field::kRid, v.rid);
 }
 
@@ -458,9 +457,7 @@ bool Read(const msgpack::object& o, QueueInfo& out) {
 }
 
 template <typename T>
-bool Read(const msgpack::object& o, std::vector<T>& out)
-  requires(!std::is_same_v<T, std::string>)
-{
+bool Read(const msgpack::object& o, std::vector<T>& out) requires(!std::is_same_v<T, std::string>) {
   if (o.type != msgpack::type::ARRAY) return false;
   out.clear();
   out.resize(o.via.array.size);
@@ -494,8 +491,8 @@ bool Reader::ReadAny(const msgpack::object& o, T&& out) {
 Result<msgpack::object_handle> Unpack(std::string_view body, const DecodeLimits& limits) {
   if (body.size() > limits.max_body_bytes) return Fail("body over the size limit");
   try {
-    const msgpack::unpack_limit limit(limits.max_array, limits.max_map, body.size(), body.size(),
-                                      0, limits.max_depth);
+    const msgpack::unpack_limit limit(limits.max_array, limits.max_map, body.size(), body.size(), 0,
+                                      limits.max_depth);
     std::size_t offset = 0;
     auto handle = msgpack::unpack(body.data(), body.size(), offset, nullptr, nullptr, limit);
     if (offset != body.size()) return Fail("trailing bytes after the msgpack body");
@@ -673,15 +670,14 @@ std::string_view FindName(const std::array<CodeName<Code>, N>& table, Code code)
 }
 
 bool BrokerMaySend(WorkerCommand c) {
-  return c == WorkerCommand::kWelcome || c == WorkerCommand::kJob ||
-         c == WorkerCommand::kCancel || c == WorkerCommand::kHeartbeat ||
-         c == WorkerCommand::kDisconnect;
+  return c == WorkerCommand::kWelcome || c == WorkerCommand::kJob || c == WorkerCommand::kCancel ||
+         c == WorkerCommand::kHeartbeat || c == WorkerCommand::kDisconnect;
 }
 
 bool WorkerMaySend(WorkerCommand c) {
-  return c == WorkerCommand::kReady || c == WorkerCommand::kProgress ||
-         c == WorkerCommand::kDone || c == WorkerCommand::kFail ||
-         c == WorkerCommand::kHeartbeat || c == WorkerCommand::kDisconnect;
+  return c == WorkerCommand::kReady || c == WorkerCommand::kProgress || c == WorkerCommand::kDone ||
+         c == WorkerCommand::kFail || c == WorkerCommand::kHeartbeat ||
+         c == WorkerCommand::kDisconnect;
 }
 
 // The part of a header before its version digits: "CLAWC1" -> "CLAWC".
@@ -694,8 +690,8 @@ std::string_view HeaderFamily(std::string_view header) {
 
 ClientCommand CommandOf(const ClientRequest& request) {
   static constexpr std::array<ClientCommand, std::variant_size_v<ClientRequest>> kByIndex = {
-      ClientCommand::kSubmit, ClientCommand::kStatus,  ClientCommand::kList,
-      ClientCommand::kCancel, ClientCommand::kRetry,   ClientCommand::kCluster,
+      ClientCommand::kSubmit, ClientCommand::kStatus, ClientCommand::kList,
+      ClientCommand::kCancel, ClientCommand::kRetry,  ClientCommand::kCluster,
       ClientCommand::kWatch,  ClientCommand::kPing};
   return kByIndex[request.index()];
 }
@@ -706,9 +702,9 @@ std::uint64_t RidOf(const ClientRequest& request) {
 
 WorkerCommand CommandOf(const WorkerMessage& message) {
   static constexpr std::array<WorkerCommand, std::variant_size_v<WorkerMessage>> kByIndex = {
-      WorkerCommand::kReady,     WorkerCommand::kWelcome, WorkerCommand::kJob,
-      WorkerCommand::kProgress,  WorkerCommand::kDone,    WorkerCommand::kFail,
-      WorkerCommand::kCancel,    WorkerCommand::kHeartbeat, WorkerCommand::kDisconnect};
+      WorkerCommand::kReady,    WorkerCommand::kWelcome,   WorkerCommand::kJob,
+      WorkerCommand::kProgress, WorkerCommand::kDone,      WorkerCommand::kFail,
+      WorkerCommand::kCancel,   WorkerCommand::kHeartbeat, WorkerCommand::kDisconnect};
   return kByIndex[message.index()];
 }
 
@@ -740,11 +736,12 @@ std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_vi
     err.dialog = Dialog::kWorker;
   } else if (HeaderFamily(header) == HeaderFamily(kClientHeader) ||
              HeaderFamily(header) == HeaderFamily(kWorkerHeader)) {
-    err.dialog = HeaderFamily(header) == HeaderFamily(kClientHeader) ? Dialog::kClient
-                                                                     : Dialog::kWorker;
+    err.dialog =
+        HeaderFamily(header) == HeaderFamily(kClientHeader) ? Dialog::kClient : Dialog::kWorker;
     err.status = StatusCode::kUnsupportedVersion;
     err.answerable = true;
-    err.message = "unsupported protocol version '" + std::string(header) + "'; this broker speaks " +
+    err.message = "unsupported protocol version '" + std::string(header) +
+                  "'; this broker speaks " +
                   std::string(err.dialog == Dialog::kClient ? kClientHeader : kWorkerHeader);
     return std::unexpected(err);
   } else {
@@ -755,8 +752,8 @@ std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_vi
   if (frames.size() != 3 || frames[1].size() != 1) {
     if (frames.size() >= 2 && frames[1].size() == 1)
       err.command = static_cast<std::uint8_t>(frames[1][0]);
-    err.message = "expected 3 frames (header, one-byte command, body), got " +
-                  std::to_string(frames.size());
+    err.message =
+        "expected 3 frames (header, one-byte command, body), got " + std::to_string(frames.size());
     return std::unexpected(err);
   }
   err.command = static_cast<std::uint8_t>(frames[1][0]);
@@ -851,8 +848,7 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 }
 
 bool IsFinal(JobState state) {
-  return state == JobState::kSucceeded || state == JobState::kDead ||
-         state == JobState::kCancelled;
+  return state == JobState::kSucceeded || state == JobState::kDead || state == JobState::kCancelled;
 }
 
 std::string_view Name(StatusCode status) { return FindName(kStatusCodes, status); }

@@ -31,7 +31,8 @@ Result<std::int64_t> ParseDuration(std::string_view text) {
       return Fail("duration " + quoted + " is too long");
     return value * unit.ms;
   }
-  return Fail("bad duration " + quoted + ": expected a whole number with a unit, like 500ms, 30s, "
+  return Fail("bad duration " + quoted +
+              ": expected a whole number with a unit, like 500ms, 30s, "
               "5m, 1h or 2d");
 }
 

@@ -74,7 +74,8 @@ int main(int argc, char** argv) {
          "#pragma once\n\n"
          "#include <array>\n#include <cstdint>\n#include <string_view>\n\n"
          "namespace claw::wire {\n\n"
-         "template <typename Code>\nstruct CodeName {\n  Code code;\n  std::string_view name;\n};\n\n";
+         "template <typename Code>\nstruct CodeName {\n  Code code;\n  std::string_view "
+         "name;\n};\n\n";
   out << "inline constexpr int kProtocolVersion = " << root["version"].as<int>() << ";\n";
   out << "inline constexpr std::string_view kClientHeader = \""
       << root["headers"]["client"].as<std::string>() << "\";\n";

@@ -53,9 +53,7 @@ Result<zmq::socket_t> ConnectDealer(zmq::context_t& context, const std::string& 
   }
 }
 
-std::string BoundEndpoint(zmq::socket_t& socket) {
-  return socket.get(zmq::sockopt::last_endpoint);
-}
+std::string BoundEndpoint(zmq::socket_t& socket) { return socket.get(zmq::sockopt::last_endpoint); }
 
 std::optional<BrokerInbound> ReceiveInbound(zmq::socket_t& router, const DecodeLimits& limits) {
   zmq::message_t first;

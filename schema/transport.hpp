@@ -3,12 +3,11 @@
 // cppzmq exception escapes: failures come back as values.
 #pragma once
 
-#include <zmq.hpp>
-
 #include <chrono>
 #include <optional>
 #include <string>
 #include <vector>
+#include <zmq.hpp>
 
 #include "schema/codec.hpp"
 

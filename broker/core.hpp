@@ -1,0 +1,210 @@
+// The broker's decisions, with no sockets, threads or clocks: messages and time go in, messages
+// to send and rows to commit come out. broker/server.cpp is the thin I/O shell around it.
+//
+// Durability works by group commit. Every change to a job marks it dirty in the batch being
+// built; the shell takes that batch (TakeBatch) when the store writer is idle, commits it on the
+// writer thread and reports back (OnBatchDone). What must wait for the disk waits for the batch
+// that carries it: an ACCEPTED reply and the first dispatch of a new job, and every WATCH update.
+// Everything else (dispatch, completions) goes on in memory meanwhile, so commits never block
+// dispatch. At most one batch is in flight; the next one fills while it commits.
+//
+// Job lifecycle (schema/PROTOCOL.md draws it):
+//   submit -> queued -> running -> succeeded
+//                ^         |-> scheduled (failed attempt, backoff) -> queued
+//                |         |-> dead (permanent failure or attempts used up)
+//   retry -------+---- dead / cancelled          cancel: queued|scheduled|running -> cancelled
+//
+// Threads: one thread owns a Core. Time: `Now` carries a monotonic clock for leases and
+// heartbeats and the wall clock for what is persisted or shown (run_at, timestamps).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/job.hpp"
+#include "broker/job_store.hpp"
+#include "broker/ready_queues.hpp"
+#include "broker/retry_policy.hpp"
+#include "schema/transport.hpp"
+
+namespace claw::broker {
+
+struct Now {
+  std::int64_t mono_ms = 0;
+  std::int64_t wall_ms = 0;
+};
+
+struct CoreConfig {
+  std::string role = "standalone";
+  std::uint64_t heartbeat_ms = wire::defaults::kHeartbeatMs;
+  std::uint32_t liveness = wire::defaults::kLiveness;
+  std::uint64_t max_pending = wire::defaults::kMaxPendingJobs;
+  std::uint64_t max_pending_per_type = wire::defaults::kMaxPendingPerType;  // 0: no limit
+  std::uint64_t max_payload_bytes = wire::defaults::kMaxPayloadBytes;
+  std::uint64_t job_timeout_ms = wire::defaults::kJobTimeoutMs;
+  std::uint32_t max_attempts = wire::defaults::kMaxAttempts;
+  std::uint64_t backoff_ms = wire::defaults::kBackoffMs;
+  std::uint64_t max_backoff_ms = wire::defaults::kMaxBackoffMs;
+  std::uint32_t jitter_percent = wire::defaults::kBackoffJitterPercent;
+};
+
+// A message for the shell to send.
+struct Outgoing {
+  wire::Envelope to;
+  wire::Frames frames;
+};
+
+class Core {
+ public:
+  // `reader` serves reads of jobs no longer held in memory; it must outlive the Core.
+  Core(CoreConfig config, JobStore& reader, std::uint64_t epoch, std::uint64_t seed);
+
+  // Loads the unfinished jobs. Jobs that were running when the broker stopped go back to the
+  // queue (their attempt counted; dead if it was the last one).
+  Status Recover(Now now);
+
+  void OnInbound(const wire::Envelope& from, wire::Inbound message, Now now);
+  // A message that could not be decoded: answered when it can be, always counted.
+  void OnMalformed(const wire::Envelope& from, const wire::DecodeError& error, Now now);
+  // A send failed because the peer is gone.
+  void OnUnreachable(const wire::Envelope& to, Now now);
+  // Does whatever is due: scheduled jobs, lease deadlines, heartbeats.
+  void OnTick(Now now);
+
+  // The batch to commit next, or nullopt when nothing is dirty or a batch is already in flight.
+  std::optional<WriteBatch> TakeBatch();
+  // The in-flight batch was committed (or failed: its new jobs are refused with STORAGE_ERROR
+  // and its updates are written again with the next batch).
+  void OnBatchDone(const Status& result, Now now);
+  bool batch_in_flight() const { return in_flight_.has_value(); }
+
+  // Milliseconds until the next thing is due (heartbeat, deadline, scheduled job).
+  std::int64_t MillisUntilDue(Now now) const;
+
+  std::vector<Outgoing>& outbox() { return outbox_; }
+
+  // For tests and the cluster view.
+  std::uint64_t epoch() const { return epoch_; }
+  const Job* Find(Seq seq) const;
+  std::uint64_t CountIn(wire::JobState state) const;
+  wire::ClusterInfo Cluster(Now now) const;
+  std::uint64_t malformed() const { return malformed_; }
+
+ private:
+  struct Watcher {
+    wire::Envelope to;
+    std::uint64_t rid = 0;
+  };
+  struct WorkerState {
+    wire::Envelope to;
+    std::string id;
+    std::vector<std::string> types;
+    std::uint32_t capacity = 1;
+    wire::Labels labels;
+    std::unordered_map<std::uint64_t, Seq> leases;  // jobs in hand: lease -> job
+    std::int64_t last_heard_ms = 0;
+    std::int64_t last_sent_ms = 0;
+  };
+  struct TypeWorkers {
+    std::vector<std::string> routing_ids;  // workers serving this type
+    std::size_t cursor = 0;                // round-robin start
+    std::uint64_t spare = 0;               // free slots over those workers
+  };
+  struct Deadline {
+    std::int64_t at = 0;  // mono ms for leases, wall ms for scheduled jobs
+    Seq seq = 0;
+    std::uint64_t token = 0;  // lease, or run_at for scheduled jobs
+    bool operator>(const Deadline& o) const { return at > o.at; }
+  };
+  using DeadlineHeap = std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>>;
+  struct DeferredReply {
+    wire::Envelope to;
+    wire::ClientReply reply;
+  };
+  struct Batch {
+    std::map<Seq, bool> dirty;           // seq -> needs insert
+    std::vector<DeferredReply> replies;  // ACCEPTED replies, sent once the batch is durable
+    std::vector<Seq> to_enqueue;         // new jobs, queued once durable
+  };
+
+  // Client requests.
+  void HandleSubmit(const wire::Envelope& from, const wire::SubmitRequest& r, Now now);
+  void HandleStatus(const wire::Envelope& from, const wire::StatusRequest& r);
+  void HandleList(const wire::Envelope& from, const wire::ListRequest& r);
+  void HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r, Now now);
+  void HandleRetry(const wire::Envelope& from, const wire::RetryRequest& r, Now now);
+  void HandleWatch(const wire::Envelope& from, const wire::WatchRequest& r);
+  // Worker messages.
+  void HandleWorker(const wire::Envelope& from, wire::WorkerMessage message, Now now);
+  void HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now);
+  void HandleDone(WorkerState& w, const wire::Done& m, Now now);
+  void HandleFail(WorkerState& w, const wire::Failed& m, Now now);
+  void HandleProgress(WorkerState& w, const wire::ProgressReport& m);
+
+  void Reply(const wire::Envelope& to, wire::ClientReply reply);
+  void ReplyError(const wire::Envelope& to, wire::ClientCommand command, std::uint64_t rid,
+                  wire::StatusCode status, std::string message);
+  void SendToWorker(WorkerState& w, const wire::WorkerMessage& message, Now now);
+
+  // A copy of the job, from memory or else from the store; nullopt if unknown.
+  std::optional<Job> Lookup(const std::string& id);
+  // The job in memory, loading a finished one from the store first; nullptr if unknown.
+  Job* LoadForUpdate(const std::string& id);
+  // The batch that will make the job's insert durable, or nullptr if it already is.
+  Batch* PendingInsertBatch(Seq seq);
+  void NotifyWatchers(const Job& job);
+  void SetState(Job& job, wire::JobState state, Now now);
+  void MarkDirty(const Job& job, bool insert = false);
+  void Enqueue(Job& job);
+  // A running attempt ended without success.
+  void FailAttempt(Job& job, const std::string& error, bool permanent, Now now);
+  // Ends a lease: the slot it held is free again.
+  void ReleaseSlot(WorkerState& w, std::uint64_t lease);
+  void RemoveWorker(const std::string& routing_id, const std::string& why, Now now);
+  void Dispatch(Now now);
+  WorkerState* PickWorker(const std::string& type);
+  void StartAttempt(Job& job, WorkerState& w, Now now);
+
+  WorkerState* FindWorker(const std::string& routing_id);
+  std::uint64_t PendingOfType(const std::string& type) const;
+
+  CoreConfig config_;
+  JobStore& reader_;
+  std::uint64_t epoch_;
+  std::mt19937_64 rng_;
+
+  std::unordered_map<Seq, Job> jobs_;  // unfinished jobs, and finished ones not yet evicted
+  std::unordered_map<Seq, std::uint64_t> leases_;  // running job -> its current lease
+  std::unordered_map<std::string, Seq> keys_;
+  Seq next_seq_ = 1;
+  std::uint64_t next_lease_ = 1;
+  std::array<std::uint64_t, 6> counts_{};
+  std::unordered_map<std::string, std::uint64_t> pending_by_type_;
+
+  ReadyQueues ready_;
+  std::vector<std::string> dirty_types_;  // types that may be dispatchable now
+  DeadlineHeap lease_deadlines_;
+  DeadlineHeap scheduled_;
+
+  std::unordered_map<std::string, WorkerState> workers_;     // by routing id
+  std::unordered_map<std::string, std::string> worker_ids_;  // worker id -> routing id
+  std::unordered_map<std::string, TypeWorkers> type_workers_;
+  std::int64_t next_heartbeat_scan_ms_ = 0;
+
+  std::unordered_map<Seq, std::vector<Watcher>> watchers_;
+
+  Batch building_;
+  std::optional<Batch> in_flight_;
+  std::vector<Outgoing> outbox_;
+  std::uint64_t malformed_ = 0;
+};
+
+}  // namespace claw::broker
