@@ -1,0 +1,543 @@
+// SqliteJobStore: schema, migrations, and the prepared statements behind each JobStore method.
+//
+// Apply is the broker's hot path: it binds each job into a statement prepared once in Open and
+// resets it, so a batch costs no SQL parsing and no string building. Integers are stored as
+// SQLite's signed 64-bit values; unsigned fields are cast there and back bit for bit.
+#include "broker/sqlite_store.hpp"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace claw::broker {
+namespace {
+
+// Migration N (1-based) brings a file from user_version N-1 to N. Append new steps; never edit
+// a step that has shipped. Each runs in its own transaction with the user_version it sets.
+constexpr std::array<const char*, 1> kMigrations = {
+    // 1: jobs and meta. A job without a key has key NULL; result and checkpoint are NULL when
+    // unset; progress_message is NULL when the job has no progress, and progress_percent is NULL
+    // when it has none or its progress carries no percent.
+    R"sql(
+      CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        timeout_ms INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        backoff_ms INTEGER NOT NULL,
+        max_backoff_ms INTEGER NOT NULL,
+        key TEXT UNIQUE,
+        attempts INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        run_at INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        error TEXT NOT NULL,
+        result BLOB,
+        progress_percent INTEGER,
+        progress_message TEXT,
+        checkpoint BLOB
+      );
+      CREATE INDEX jobs_state_seq ON jobs (state, seq);
+      CREATE INDEX jobs_type_seq ON jobs (type, seq);
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    )sql",
+};
+
+// Parameter numbers of the job columns in the insert and update statements; a SELECT of
+// kJobColumns returns column N at index N - 1. The update statement leaves the immutable
+// columns' numbers unused, which lets one BindJob serve both statements.
+enum Column : int {
+  kSeq = 1,
+  kType,
+  kPayload,
+  kPriority,
+  kState,
+  kTimeoutMs,
+  kMaxAttempts,
+  kBackoffMs,
+  kMaxBackoffMs,
+  kKey,
+  kAttempts,
+  kCreatedAt,
+  kUpdatedAt,
+  kRunAt,
+  kWorker,
+  kError,
+  kResult,
+  kProgressPercent,
+  kProgressMessage,
+  kCheckpoint,
+};
+
+// The job columns in Column order, for the SELECTs that ReadJob reads.
+constexpr std::string_view kJobColumns =
+    "seq, type, payload, priority, state, timeout_ms, max_attempts, backoff_ms, max_backoff_ms, "
+    "key, attempts, created_at, updated_at, run_at, worker, error, result, progress_percent, "
+    "progress_message, checkpoint";
+
+constexpr std::string_view kInsertValues =
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
+    "?19, ?20)";
+constexpr std::string_view kUpdateSql =
+    "UPDATE jobs SET priority = ?4, state = ?5, timeout_ms = ?6, max_attempts = ?7, "
+    "backoff_ms = ?8, max_backoff_ms = ?9, attempts = ?11, updated_at = ?13, run_at = ?14, "
+    "worker = ?15, error = ?16, result = ?17, progress_percent = ?18, progress_message = ?19, "
+    "checkpoint = ?20 WHERE seq = ?1";
+// Appended to "SELECT <kJobColumns> FROM jobs".
+constexpr std::string_view kGetWhere = " WHERE seq = ?1";
+constexpr std::string_view kLoadUnfinishedWhere = " WHERE state IN (?1, ?2, ?3) ORDER BY seq";
+constexpr std::string_view kListAllWhere = " ORDER BY seq DESC LIMIT ?1";
+constexpr std::string_view kListByStateWhere = " WHERE state = ?2 ORDER BY seq DESC LIMIT ?1";
+constexpr std::string_view kListByTypeWhere = " WHERE type = ?3 ORDER BY seq DESC LIMIT ?1";
+constexpr std::string_view kListByStateAndTypeWhere =
+    " WHERE state = ?2 AND type = ?3 ORDER BY seq DESC LIMIT ?1";
+constexpr std::string_view kLoadKeysSql =
+    "SELECT key, seq FROM jobs WHERE key IS NOT NULL ORDER BY seq";
+constexpr std::string_view kCountByStateSql = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
+constexpr std::string_view kMaxSeqSql = "SELECT COALESCE(MAX(seq), 0) FROM jobs";
+constexpr std::string_view kNextEpochSql =
+    "INSERT INTO meta (key, value) VALUES ('epoch', 1) "
+    "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value";
+
+constexpr std::array<std::string_view, 3> kSynchronousModes = {"FULL", "NORMAL", "OFF"};
+
+// Leaves a reused statement ready for its next use, however the use ends. A statement left
+// mid-step would keep its read snapshot open and hide other instances' commits.
+class ScopedReset {
+ public:
+  explicit ScopedReset(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ScopedReset(const ScopedReset&) = delete;
+  ScopedReset& operator=(const ScopedReset&) = delete;
+  ~ScopedReset() {
+    sqlite3_reset(stmt_);
+    sqlite3_clear_bindings(stmt_);
+  }
+
+ private:
+  sqlite3_stmt* stmt_;
+};
+
+std::int64_t ToSql(std::uint64_t value) { return static_cast<std::int64_t>(value); }
+
+// The first failure of a run of binds, or SQLITE_OK.
+int FirstError(std::initializer_list<int> codes) {
+  for (const int code : codes) {
+    if (code != SQLITE_OK) return code;
+  }
+  return SQLITE_OK;
+}
+
+int BindText(sqlite3_stmt* stmt, int column, std::string_view text) {
+  return sqlite3_bind_text64(stmt, column, text.data(), text.size(), SQLITE_STATIC, SQLITE_UTF8);
+}
+
+// Binds bytes as a BLOB; an empty string stays an empty BLOB, not NULL.
+int BindBlob(sqlite3_stmt* stmt, int column, const std::string& bytes) {
+  return sqlite3_bind_blob64(stmt, column, bytes.data(), bytes.size(), SQLITE_STATIC);
+}
+
+int BindOptionalBlob(sqlite3_stmt* stmt, int column, const std::optional<std::string>& bytes) {
+  return bytes ? BindBlob(stmt, column, *bytes) : sqlite3_bind_null(stmt, column);
+}
+
+// Binds every column of `job`; the bound memory must outlive the statement's use.
+int BindJob(sqlite3_stmt* stmt, const Job& job) {
+  const std::optional<wire::Progress>& progress = job.progress;
+  return FirstError({
+      sqlite3_bind_int64(stmt, kSeq, ToSql(job.seq)),
+      BindText(stmt, kType, job.type),
+      BindBlob(stmt, kPayload, job.payload),
+      sqlite3_bind_int64(stmt, kPriority, job.priority),
+      BindText(stmt, kState, wire::Name(job.state)),
+      sqlite3_bind_int64(stmt, kTimeoutMs, ToSql(job.timeout_ms)),
+      sqlite3_bind_int64(stmt, kMaxAttempts, job.max_attempts),
+      sqlite3_bind_int64(stmt, kBackoffMs, ToSql(job.backoff_ms)),
+      sqlite3_bind_int64(stmt, kMaxBackoffMs, ToSql(job.max_backoff_ms)),
+      job.key.empty() ? sqlite3_bind_null(stmt, kKey) : BindText(stmt, kKey, job.key),
+      sqlite3_bind_int64(stmt, kAttempts, job.attempts),
+      sqlite3_bind_int64(stmt, kCreatedAt, job.created_at),
+      sqlite3_bind_int64(stmt, kUpdatedAt, job.updated_at),
+      sqlite3_bind_int64(stmt, kRunAt, job.run_at),
+      BindText(stmt, kWorker, job.worker),
+      BindText(stmt, kError, job.error),
+      BindOptionalBlob(stmt, kResult, job.result),
+      progress && progress->percent ? sqlite3_bind_int64(stmt, kProgressPercent, *progress->percent)
+                                    : sqlite3_bind_null(stmt, kProgressPercent),
+      progress ? BindText(stmt, kProgressMessage, progress->message)
+               : sqlite3_bind_null(stmt, kProgressMessage),
+      BindOptionalBlob(stmt, kCheckpoint, job.checkpoint),
+  });
+}
+
+// Result column index of a job column in a SELECT of kJobColumns.
+int Index(Column column) { return column - 1; }
+
+bool IsNull(sqlite3_stmt* stmt, int index) {
+  return sqlite3_column_type(stmt, index) == SQLITE_NULL;
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int index) {
+  const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, index));
+  const int size = sqlite3_column_bytes(stmt, index);
+  return text == nullptr ? std::string() : std::string(text, static_cast<std::size_t>(size));
+}
+
+std::string ColumnBlob(sqlite3_stmt* stmt, int index) {
+  const auto* bytes = static_cast<const char*>(sqlite3_column_blob(stmt, index));
+  const int size = sqlite3_column_bytes(stmt, index);
+  return bytes == nullptr ? std::string() : std::string(bytes, static_cast<std::size_t>(size));
+}
+
+std::optional<std::string> ColumnOptionalBlob(sqlite3_stmt* stmt, int index) {
+  if (IsNull(stmt, index)) return std::nullopt;
+  return ColumnBlob(stmt, index);
+}
+
+// The job in the current row of a SELECT of kJobColumns.
+Result<Job> ReadJob(sqlite3_stmt* stmt) {
+  const auto integer = [stmt](Column column) { return sqlite3_column_int64(stmt, Index(column)); };
+  const auto text = [stmt](Column column) { return ColumnText(stmt, Index(column)); };
+  Job job;
+  job.seq = static_cast<Seq>(integer(kSeq));
+  const std::string state = text(kState);
+  const std::optional<wire::JobState> parsed = wire::ParseJobState(state);
+  if (!parsed) return Fail("job " + FormatJobId(job.seq) + " has unknown state '" + state + "'");
+  job.state = *parsed;
+  job.type = text(kType);
+  job.payload = ColumnBlob(stmt, Index(kPayload));
+  job.priority = static_cast<std::uint32_t>(integer(kPriority));
+  job.timeout_ms = static_cast<std::uint64_t>(integer(kTimeoutMs));
+  job.max_attempts = static_cast<std::uint32_t>(integer(kMaxAttempts));
+  job.backoff_ms = static_cast<std::uint64_t>(integer(kBackoffMs));
+  job.max_backoff_ms = static_cast<std::uint64_t>(integer(kMaxBackoffMs));
+  job.key = text(kKey);
+  job.attempts = static_cast<std::uint32_t>(integer(kAttempts));
+  job.created_at = integer(kCreatedAt);
+  job.updated_at = integer(kUpdatedAt);
+  job.run_at = integer(kRunAt);
+  job.worker = text(kWorker);
+  job.error = text(kError);
+  job.result = ColumnOptionalBlob(stmt, Index(kResult));
+  if (!IsNull(stmt, Index(kProgressMessage))) {
+    wire::Progress progress;
+    progress.message = text(kProgressMessage);
+    if (!IsNull(stmt, Index(kProgressPercent))) {
+      progress.percent = static_cast<std::uint32_t>(integer(kProgressPercent));
+    }
+    job.progress = std::move(progress);
+  }
+  job.checkpoint = ColumnOptionalBlob(stmt, Index(kCheckpoint));
+  return job;
+}
+
+}  // namespace
+
+void SqliteJobStore::DbCloser::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+
+void SqliteJobStore::StmtFinalizer::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+
+int SqliteJobStore::SchemaVersion() { return static_cast<int>(kMigrations.size()); }
+
+SqliteJobStore::SqliteJobStore(PrivateTag, std::string path, DbPtr db)
+    : path_(std::move(path)), db_(std::move(db)) {}
+
+SqliteJobStore::~SqliteJobStore() = default;
+
+Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path,
+                                                             const SqliteOptions& options) {
+  sqlite3* raw = nullptr;
+  const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX;
+  const int rc = sqlite3_open_v2(path.c_str(), &raw, flags, nullptr);
+  DbPtr db(raw);
+  if (rc != SQLITE_OK) {
+    const char* cause = db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc);
+    return Fail("sqlite store '" + path + "': cannot open: " + cause);
+  }
+  auto store = std::make_unique<SqliteJobStore>(PrivateTag{}, path, std::move(db));
+  if (Status status = store->Configure(options); !status) {
+    return std::unexpected(std::move(status.error()));
+  }
+  return store;
+}
+
+Status SqliteJobStore::Configure(const SqliteOptions& options) {
+  if (std::ranges::find(kSynchronousModes, options.synchronous) == kSynchronousModes.end()) {
+    return Fail("sqlite store '" + path_ + "': synchronous must be FULL, NORMAL or OFF, not '" +
+                options.synchronous + "'");
+  }
+  sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+  // Refuse a newer file before changing anything in it.
+  Result<std::int64_t> version = UserVersion();
+  if (!version) return std::unexpected(std::move(version.error()));
+  if (*version > SchemaVersion()) return NewerSchemaError(*version);
+
+  Result<std::string> mode = JournalModeWal();
+  if (!mode) return std::unexpected(std::move(mode.error()));
+  if (*mode != "wal") {
+    return Fail("sqlite store '" + path_ + "': journal_mode is '" + *mode + "', WAL is required");
+  }
+  const std::string synchronous = "PRAGMA synchronous=" + options.synchronous;
+  if (Status status = Exec(synchronous.c_str(), "setting synchronous"); !status) return status;
+  if (Status status = Exec("PRAGMA foreign_keys=OFF", "setting foreign_keys"); !status) {
+    return status;
+  }
+
+  // Transaction control first: the migrations need it. The rest reads tables that the
+  // migrations create.
+  const std::array<std::pair<StmtPtr*, std::string_view>, 3> control = {{
+      {&begin_, "BEGIN IMMEDIATE"},
+      {&commit_, "COMMIT"},
+      {&rollback_, "ROLLBACK"},
+  }};
+  if (Status status = PrepareAll(control); !status) return status;
+  if (Status status = Migrate(); !status) return status;
+
+  const std::string select = "SELECT " + std::string(kJobColumns) + " FROM jobs";
+  const std::string insert =
+      "INSERT INTO jobs (" + std::string(kJobColumns) + ")" + std::string(kInsertValues);
+  const std::string get = select + std::string(kGetWhere);
+  const std::string load_unfinished = select + std::string(kLoadUnfinishedWhere);
+  const std::string list_all = select + std::string(kListAllWhere);
+  const std::string list_by_state = select + std::string(kListByStateWhere);
+  const std::string list_by_type = select + std::string(kListByTypeWhere);
+  const std::string list_by_state_and_type = select + std::string(kListByStateAndTypeWhere);
+  const std::array<std::pair<StmtPtr*, std::string_view>, 12> statements = {{
+      {&insert_, insert},
+      {&update_, kUpdateSql},
+      {&get_, get},
+      {&load_unfinished_, load_unfinished},
+      {&load_keys_, kLoadKeysSql},
+      {&list_all_, list_all},
+      {&list_by_state_, list_by_state},
+      {&list_by_type_, list_by_type},
+      {&list_by_state_and_type_, list_by_state_and_type},
+      {&count_by_state_, kCountByStateSql},
+      {&max_seq_, kMaxSeqSql},
+      {&next_epoch_, kNextEpochSql},
+  }};
+  return PrepareAll(statements);
+}
+
+Status SqliteJobStore::Migrate() {
+  for (int version = 1; version <= SchemaVersion(); ++version) {
+    const std::string what = "migration " + std::to_string(version);
+    Status status = InTransaction(what, [&]() -> Status {
+      // Read again under the write lock: another instance may have migrated meanwhile.
+      Result<std::int64_t> current = UserVersion();
+      if (!current) return std::unexpected(std::move(current.error()));
+      if (*current > SchemaVersion()) return NewerSchemaError(*current);
+      if (*current >= version) return {};
+      if (Status step = Exec(kMigrations[version - 1], what); !step) return step;
+      const std::string set_version = "PRAGMA user_version=" + std::to_string(version);
+      return Exec(set_version.c_str(), what);
+    });
+    if (!status) return status;
+  }
+  return {};
+}
+
+template <std::size_t N>
+Status SqliteJobStore::PrepareAll(
+    const std::array<std::pair<StmtPtr*, std::string_view>, N>& list) {
+  for (const auto& [stmt, sql] : list) {
+    Result<StmtPtr> prepared = Prepare(sql);
+    if (!prepared) return std::unexpected(std::move(prepared.error()));
+    *stmt = std::move(*prepared);
+  }
+  return {};
+}
+
+Result<SqliteJobStore::StmtPtr> SqliteJobStore::Prepare(std::string_view sql) {
+  sqlite3_stmt* raw = nullptr;
+  const int rc = sqlite3_prepare_v3(db_.get(), sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+  StmtPtr stmt(raw);
+  if (rc != SQLITE_OK) return SqlError("preparing \"" + std::string(sql) + "\"");
+  return stmt;
+}
+
+Status SqliteJobStore::Exec(const char* sql, std::string_view what) {
+  if (sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr) != SQLITE_OK) return SqlError(what);
+  return {};
+}
+
+Result<std::int64_t> SqliteJobStore::UserVersion() {
+  Result<StmtPtr> stmt = Prepare("PRAGMA user_version");
+  if (!stmt) return std::unexpected(std::move(stmt.error()));
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) return SqlError("reading user_version");
+  return sqlite3_column_int64(stmt->get(), 0);
+}
+
+Result<std::string> SqliteJobStore::JournalModeWal() {
+  Result<StmtPtr> stmt = Prepare("PRAGMA journal_mode=WAL");
+  if (!stmt) return std::unexpected(std::move(stmt.error()));
+  if (sqlite3_step(stmt->get()) != SQLITE_ROW) return SqlError("setting journal_mode=WAL");
+  return ColumnText(stmt->get(), 0);
+}
+
+std::unexpected<Error> SqliteJobStore::NewerSchemaError(std::int64_t version) const {
+  return Fail("sqlite store '" + path_ + "': schema version " + std::to_string(version) +
+              " was created by a newer Claw (this one knows up to " +
+              std::to_string(SchemaVersion()) + ")");
+}
+
+template <typename Body>
+Status SqliteJobStore::InTransaction(std::string_view what, Body&& body) {
+  {
+    ScopedReset reset(begin_.get());
+    if (sqlite3_step(begin_.get()) != SQLITE_DONE) {
+      return SqlError(std::string(what) + ": BEGIN IMMEDIATE");
+    }
+  }
+  Status status = body();
+  if (status) {
+    ScopedReset reset(commit_.get());
+    if (sqlite3_step(commit_.get()) != SQLITE_DONE) {
+      status = SqlError(std::string(what) + ": COMMIT");
+    }
+  }
+  // Some errors (a full disk, an I/O error) end the transaction themselves.
+  if (!status && sqlite3_get_autocommit(db_.get()) == 0) {
+    ScopedReset reset(rollback_.get());
+    sqlite3_step(rollback_.get());
+  }
+  return status;
+}
+
+Status SqliteJobStore::Apply(const WriteBatch& batch) {
+  if (batch.writes.empty()) return {};
+  return InTransaction("apply", [&]() -> Status {
+    for (const WriteBatch::Write& write : batch.writes) {
+      if (Status status = Write(write); !status) return status;
+    }
+    return {};
+  });
+}
+
+Status SqliteJobStore::Write(const WriteBatch::Write& write) {
+  sqlite3_stmt* stmt = write.insert ? insert_.get() : update_.get();
+  const std::string_view action = write.insert ? "insert" : "update";
+  ScopedReset reset(stmt);
+  if (BindJob(stmt, write.job) != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE) {
+    return SqlError(std::string(action) + " of " + FormatJobId(write.job.seq));
+  }
+  if (!write.insert && sqlite3_changes(db_.get()) == 0) {
+    return Fail("sqlite store '" + path_ + "': update of " + FormatJobId(write.job.seq) +
+                ": no such job");
+  }
+  return {};
+}
+
+Result<std::vector<Job>> SqliteJobStore::CollectJobs(sqlite3_stmt* stmt, std::string_view what) {
+  std::vector<Job> jobs;
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    Result<Job> job = ReadJob(stmt);
+    if (!job) return Fail("sqlite store '" + path_ + "': " + job.error().message);
+    jobs.push_back(std::move(*job));
+  }
+  if (rc != SQLITE_DONE) return SqlError(what);
+  return jobs;
+}
+
+Result<std::vector<Job>> SqliteJobStore::LoadUnfinished() {
+  sqlite3_stmt* stmt = load_unfinished_.get();
+  ScopedReset reset(stmt);
+  const int rc = FirstError({
+      BindText(stmt, 1, wire::Name(wire::JobState::kQueued)),
+      BindText(stmt, 2, wire::Name(wire::JobState::kScheduled)),
+      BindText(stmt, 3, wire::Name(wire::JobState::kRunning)),
+  });
+  if (rc != SQLITE_OK) return SqlError("loading unfinished jobs");
+  return CollectJobs(stmt, "loading unfinished jobs");
+}
+
+Result<std::vector<std::pair<std::string, Seq>>> SqliteJobStore::LoadKeys() {
+  sqlite3_stmt* stmt = load_keys_.get();
+  ScopedReset reset(stmt);
+  std::vector<std::pair<std::string, Seq>> keys;
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    keys.emplace_back(ColumnText(stmt, 0), static_cast<Seq>(sqlite3_column_int64(stmt, 1)));
+  }
+  if (rc != SQLITE_DONE) return SqlError("loading keys");
+  return keys;
+}
+
+Result<std::optional<Job>> SqliteJobStore::Get(Seq seq) {
+  sqlite3_stmt* stmt = get_.get();
+  ScopedReset reset(stmt);
+  const std::string what = "reading " + FormatJobId(seq);
+  if (sqlite3_bind_int64(stmt, 1, ToSql(seq)) != SQLITE_OK) return SqlError(what);
+  Result<std::vector<Job>> jobs = CollectJobs(stmt, what);
+  if (!jobs) return std::unexpected(std::move(jobs.error()));
+  if (jobs->empty()) return std::optional<Job>();
+  return std::optional<Job>(std::move(jobs->front()));
+}
+
+Result<std::vector<Job>> SqliteJobStore::List(const ListFilter& filter) {
+  sqlite3_stmt* stmt = filter.state
+                           ? (filter.type ? list_by_state_and_type_.get() : list_by_state_.get())
+                           : (filter.type ? list_by_type_.get() : list_all_.get());
+  ScopedReset reset(stmt);
+  int rc = sqlite3_bind_int64(stmt, 1, filter.limit);
+  if (rc == SQLITE_OK && filter.state) rc = BindText(stmt, 2, wire::Name(*filter.state));
+  if (rc == SQLITE_OK && filter.type) rc = BindText(stmt, 3, *filter.type);
+  if (rc != SQLITE_OK) return SqlError("listing jobs");
+  return CollectJobs(stmt, "listing jobs");
+}
+
+Result<std::map<wire::JobState, std::uint64_t>> SqliteJobStore::CountByState() {
+  std::map<wire::JobState, std::uint64_t> counts;
+  for (const auto& entry : wire::kJobStates) counts[entry.code] = 0;
+  sqlite3_stmt* stmt = count_by_state_.get();
+  ScopedReset reset(stmt);
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    const std::string name = ColumnText(stmt, 0);
+    const std::optional<wire::JobState> state = wire::ParseJobState(name);
+    if (!state) return Fail("sqlite store '" + path_ + "': unknown state '" + name + "'");
+    counts[*state] = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 1));
+  }
+  if (rc != SQLITE_DONE) return SqlError("counting jobs");
+  return counts;
+}
+
+Result<Seq> SqliteJobStore::MaxSeq() {
+  sqlite3_stmt* stmt = max_seq_.get();
+  ScopedReset reset(stmt);
+  if (sqlite3_step(stmt) != SQLITE_ROW) return SqlError("reading the highest seq");
+  return static_cast<Seq>(sqlite3_column_int64(stmt, 0));
+}
+
+Result<std::uint64_t> SqliteJobStore::NextEpoch() {
+  std::uint64_t epoch = 0;
+  Status status = InTransaction("next epoch", [&]() -> Status {
+    sqlite3_stmt* stmt = next_epoch_.get();
+    ScopedReset reset(stmt);
+    if (sqlite3_step(stmt) != SQLITE_ROW) return SqlError("incrementing the epoch");
+    epoch = static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
+    if (sqlite3_step(stmt) != SQLITE_DONE) return SqlError("incrementing the epoch");
+    return {};
+  });
+  if (!status) return std::unexpected(std::move(status.error()));
+  return epoch;
+}
+
+std::unexpected<Error> SqliteJobStore::SqlError(std::string_view what) const {
+  return Fail("sqlite store '" + path_ + "': " + std::string(what) + ": " +
+              sqlite3_errmsg(db_.get()));
+}
+
+}  // namespace claw::broker

@@ -1,0 +1,508 @@
+// SqliteJobStore against real SQLite files, each test in a fresh temporary directory: round trips,
+// reopen, two instances on one file, migrations, and batches that must fail whole.
+#include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "broker/sqlite_store.hpp"
+#include "tests/unit/temp_dir.hpp"
+
+namespace claw::broker {
+namespace {
+
+using wire::JobState;
+
+using testing::TempDir;
+
+std::unique_ptr<SqliteJobStore> OpenStore(const std::string& path, SqliteOptions options = {}) {
+  auto store = SqliteJobStore::Open(path, options);
+  REQUIRE_MESSAGE(store.has_value(), store.error().message);
+  return std::move(*store);
+}
+
+// A plain SQLite connection, for looking at the file the way an operator would.
+struct RawDb {
+  explicit RawDb(const std::string& path) { REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK); }
+  RawDb(const RawDb&) = delete;
+  RawDb& operator=(const RawDb&) = delete;
+  ~RawDb() { sqlite3_close(db); }
+
+  void Exec(const std::string& sql) {
+    REQUIRE_MESSAGE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK,
+                    sqlite3_errmsg(db));
+  }
+  std::string QueryText(const std::string& sql) {
+    sqlite3_stmt* stmt = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+    const auto* text = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    std::string value = text == nullptr ? "NULL" : text;
+    sqlite3_finalize(stmt);
+    return value;
+  }
+
+  sqlite3* db = nullptr;
+};
+
+// A job with every field set to something distinct from the defaults.
+Job MakeJob(Seq seq, JobState state = JobState::kQueued, std::string type = "resize") {
+  Job job;
+  job.seq = seq;
+  job.type = std::move(type);
+  job.payload = "payload-" + std::to_string(seq);
+  job.priority = 7;
+  job.state = state;
+  job.timeout_ms = 30'000;
+  job.max_attempts = 5;
+  job.backoff_ms = 1'000;
+  job.max_backoff_ms = 60'000;
+  job.attempts = 2;
+  job.created_at = 1'700'000'000'000 + static_cast<std::int64_t>(seq);
+  job.updated_at = 1'700'000'000'500 + static_cast<std::int64_t>(seq);
+  job.run_at = 1'700'000'001'000;
+  job.worker = "w-" + std::to_string(seq);
+  job.error = "boom " + std::to_string(seq);
+  return job;
+}
+
+WriteBatch Inserts(const std::vector<Job>& jobs) {
+  WriteBatch batch;
+  for (const Job& job : jobs) batch.writes.push_back({.insert = true, .job = job});
+  return batch;
+}
+
+void ApplyOk(JobStore& store, const WriteBatch& batch) {
+  const Status status = store.Apply(batch);
+  REQUIRE_MESSAGE(status.has_value(), status.error().message);
+}
+
+std::vector<Job> AllJobs(JobStore& store) {
+  auto jobs = store.List({.limit = std::numeric_limits<std::uint32_t>::max()});
+  REQUIRE_MESSAGE(jobs.has_value(), jobs.error().message);
+  return *jobs;
+}
+
+std::vector<Seq> Seqs(const std::vector<Job>& jobs) {
+  std::vector<Seq> seqs;
+  for (const Job& job : jobs) seqs.push_back(job.seq);
+  return seqs;
+}
+
+TEST_CASE("a new store has epoch 1, and the next open of the file gets 2") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  {
+    auto store = OpenStore(path);
+    auto epoch = store->NextEpoch();
+    REQUIRE(epoch.has_value());
+    CHECK(*epoch == 1);
+  }
+  auto store = OpenStore(path);
+  auto epoch = store->NextEpoch();
+  REQUIRE(epoch.has_value());
+  CHECK(*epoch == 2);
+}
+
+TEST_CASE("an opened file is in WAL mode at the latest schema version") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  auto store = OpenStore(path);
+  REQUIRE(SqliteJobStore::SchemaVersion() >= 1);
+  RawDb raw(path);
+  CHECK(raw.QueryText("PRAGMA user_version") == std::to_string(SqliteJobStore::SchemaVersion()));
+  CHECK(raw.QueryText("PRAGMA journal_mode") == "wal");
+}
+
+TEST_CASE("a batch of inserts round-trips every field exactly") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+
+  Job bare;  // every optional unset, no key, empty strings
+  bare.seq = 1;
+  bare.type = "t";
+
+  Job full = MakeJob(2, JobState::kRunning);
+  full.payload = std::string("\0bin\xff\x00tail", 10);
+  full.key = "order-42";
+  full.result = std::string("r\0s", 3);
+  full.progress = wire::Progress{.percent = 40, .message = "halfway"};
+  full.checkpoint = std::string("\x00\x01\x02", 3);
+  full.timeout_ms = std::numeric_limits<std::uint64_t>::max();
+  full.max_backoff_ms = std::numeric_limits<std::uint64_t>::max() - 1;
+  full.created_at = -5;
+
+  Job empty_optionals = MakeJob(3, JobState::kSucceeded);
+  empty_optionals.result = "";
+  empty_optionals.checkpoint = "";
+  empty_optionals.progress = wire::Progress{.percent = std::nullopt, .message = ""};
+
+  Job percent_only = MakeJob(4, JobState::kDead);
+  percent_only.progress = wire::Progress{.percent = 0, .message = ""};
+
+  const std::vector<Job> jobs = {bare, full, empty_optionals, percent_only};
+  ApplyOk(*store, Inserts(jobs));
+
+  for (const Job& job : jobs) {
+    CAPTURE(job.seq);
+    auto got = store->Get(job.seq);
+    REQUIRE(got.has_value());
+    REQUIRE(got->has_value());
+    CHECK(**got == job);
+  }
+  auto missing = store->Get(99);
+  REQUIRE(missing.has_value());
+  CHECK_FALSE(missing->has_value());
+}
+
+TEST_CASE("the state column holds the protocol name and a job without a key has key NULL") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  auto store = OpenStore(path);
+  ApplyOk(*store, Inserts({MakeJob(1, JobState::kScheduled)}));
+  RawDb raw(path);
+  CHECK(raw.QueryText("SELECT state FROM jobs WHERE seq = 1") == "scheduled");
+  CHECK(raw.QueryText("SELECT key IS NULL FROM jobs WHERE seq = 1") == "1");
+}
+
+TEST_CASE(
+    "an update batch changes the mutable columns but never payload, key, type or created_at") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  Job original = MakeJob(1, JobState::kRunning);
+  original.key = "k1";
+  ApplyOk(*store, Inserts({original}));
+
+  Job changed = original;
+  changed.state = JobState::kSucceeded;
+  changed.attempts = 3;
+  changed.error = "";
+  changed.result = "done";
+  changed.progress = wire::Progress{.percent = 100, .message = "finished"};
+  changed.checkpoint = "cp";
+  changed.updated_at = original.updated_at + 1000;
+  changed.worker = "w-other";
+  changed.priority = 1;
+  changed.payload = "tampered";
+  changed.key = "other-key";
+  changed.type = "other-type";
+  changed.created_at = 1;
+  WriteBatch update;
+  update.writes.push_back({.insert = false, .job = changed});
+  ApplyOk(*store, update);
+
+  Job expected = changed;
+  expected.payload = original.payload;
+  expected.key = original.key;
+  expected.type = original.type;
+  expected.created_at = original.created_at;
+  auto got = store->Get(1);
+  REQUIRE(got.has_value());
+  REQUIRE(got->has_value());
+  CHECK(**got == expected);
+
+  SUBCASE("and an update can clear the optional fields again") {
+    Job cleared = expected;
+    cleared.result.reset();
+    cleared.progress.reset();
+    cleared.checkpoint.reset();
+    WriteBatch clear;
+    clear.writes.push_back({.insert = false, .job = cleared});
+    ApplyOk(*store, clear);
+    auto again = store->Get(1);
+    REQUIRE(again.has_value());
+    REQUIRE(again->has_value());
+    CHECK(**again == cleared);
+  }
+}
+
+TEST_CASE("an insert and updates of the same job in one batch leave its last state") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  Job job = MakeJob(1, JobState::kQueued);
+  WriteBatch batch;
+  batch.writes.push_back({.insert = true, .job = job});
+  job.state = JobState::kRunning;
+  job.attempts = 1;
+  batch.writes.push_back({.insert = false, .job = job});
+  job.state = JobState::kSucceeded;
+  job.result = "ok";
+  batch.writes.push_back({.insert = false, .job = job});
+  ApplyOk(*store, batch);
+  CHECK(AllJobs(*store) == std::vector<Job>{job});
+}
+
+TEST_CASE("LoadUnfinished returns only queued, scheduled and running jobs, in seq order") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  ApplyOk(*store, Inserts({
+                      MakeJob(6, JobState::kRunning),
+                      MakeJob(1, JobState::kSucceeded),
+                      MakeJob(4, JobState::kQueued),
+                      MakeJob(2, JobState::kScheduled),
+                      MakeJob(3, JobState::kDead),
+                      MakeJob(5, JobState::kCancelled),
+                      MakeJob(7, JobState::kQueued),
+                  }));
+  auto unfinished = store->LoadUnfinished();
+  REQUIRE(unfinished.has_value());
+  CHECK(Seqs(*unfinished) == std::vector<Seq>{2, 4, 6, 7});
+  CHECK(unfinished->front() == MakeJob(2, JobState::kScheduled));
+}
+
+TEST_CASE("CountByState reports all six states, zero for those with no job") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  auto empty = store->CountByState();
+  REQUIRE(empty.has_value());
+  CHECK(empty->size() == wire::kJobStates.size());
+  for (const auto& [state, count] : *empty) CHECK(count == 0);
+
+  ApplyOk(*store, Inserts({
+                      MakeJob(1, JobState::kQueued),
+                      MakeJob(2, JobState::kQueued),
+                      MakeJob(3, JobState::kScheduled),
+                      MakeJob(4, JobState::kRunning),
+                      MakeJob(5, JobState::kSucceeded),
+                      MakeJob(6, JobState::kSucceeded),
+                      MakeJob(7, JobState::kSucceeded),
+                      MakeJob(8, JobState::kDead),
+                  }));
+  auto counts = store->CountByState();
+  REQUIRE(counts.has_value());
+  const std::map<JobState, std::uint64_t> expected = {
+      {JobState::kQueued, 2},    {JobState::kScheduled, 1}, {JobState::kRunning, 1},
+      {JobState::kSucceeded, 3}, {JobState::kDead, 1},      {JobState::kCancelled, 0},
+  };
+  CHECK(*counts == expected);
+}
+
+TEST_CASE("List filters by state and type, newest first, and honours the limit") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  ApplyOk(*store, Inserts({
+                      MakeJob(1, JobState::kSucceeded, "email"),
+                      MakeJob(2, JobState::kQueued, "resize"),
+                      MakeJob(3, JobState::kSucceeded, "resize"),
+                      MakeJob(4, JobState::kSucceeded, "email"),
+                      MakeJob(5, JobState::kDead, "email"),
+                      MakeJob(6, JobState::kSucceeded, "resize"),
+                  }));
+  const auto list = [&](ListFilter filter) {
+    auto jobs = store->List(filter);
+    REQUIRE_MESSAGE(jobs.has_value(), jobs.error().message);
+    return Seqs(*jobs);
+  };
+  CHECK(list({}) == std::vector<Seq>{6, 5, 4, 3, 2, 1});
+  CHECK(list({.limit = 2}) == std::vector<Seq>{6, 5});
+  CHECK(list({.limit = 0}).empty());
+  CHECK(list({.state = JobState::kSucceeded}) == std::vector<Seq>{6, 4, 3, 1});
+  CHECK(list({.type = "email"}) == std::vector<Seq>{5, 4, 1});
+  CHECK(list({.state = JobState::kSucceeded, .type = "email"}) == std::vector<Seq>{4, 1});
+  CHECK(list({.state = JobState::kSucceeded, .type = "resize", .limit = 1}) == std::vector<Seq>{6});
+  CHECK(list({.state = JobState::kCancelled}).empty());
+  CHECK(list({.type = "nope"}).empty());
+}
+
+TEST_CASE("a duplicate key fails the whole batch and leaves earlier data intact") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  auto store = OpenStore(path);
+  Job first = MakeJob(1);
+  first.key = "dup";
+  ApplyOk(*store, Inserts({first, MakeJob(2)}));
+  const std::vector<Job> before = AllJobs(*store);
+
+  Job fresh = MakeJob(3);
+  fresh.key = "new-key";
+  Job clash = MakeJob(4);
+  clash.key = "dup";
+  WriteBatch batch = Inserts({fresh, clash});
+  Job updated = MakeJob(2, JobState::kSucceeded);
+  batch.writes.push_back({.insert = false, .job = updated});
+  const Status status = store->Apply(batch);
+  REQUIRE_FALSE(status.has_value());
+  CHECK(status.error().message.find("UNIQUE constraint failed") != std::string::npos);
+  CHECK(status.error().message.find("j-4") != std::string::npos);
+
+  CHECK(AllJobs(*store) == before);
+  auto keys = store->LoadKeys();
+  REQUIRE(keys.has_value());
+  CHECK(*keys == std::vector<std::pair<std::string, Seq>>{{"dup", 1}});
+  auto max_seq = store->MaxSeq();
+  REQUIRE(max_seq.has_value());
+  CHECK(*max_seq == 2);
+
+  // And the file itself, read by a fresh instance, holds the same.
+  store.reset();
+  auto reopened = OpenStore(path);
+  CHECK(AllJobs(*reopened) == before);
+
+  SUBCASE("and the store keeps working after the failed batch") {
+    ApplyOk(*reopened, Inserts({fresh}));
+    CHECK(Seqs(AllJobs(*reopened)) == std::vector<Seq>{3, 2, 1});
+  }
+}
+
+TEST_CASE("a batch whose insert violates a constraint leaves nothing behind, not even its update") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  ApplyOk(*store, Inserts({MakeJob(1)}));
+
+  // Job 2 is new and fine; job 1 is inserted a second time (its seq is taken), then updated.
+  WriteBatch batch = Inserts({MakeJob(2), MakeJob(1, JobState::kRunning)});
+  batch.writes.push_back({.insert = false, .job = MakeJob(1, JobState::kSucceeded)});
+  const Status status = store->Apply(batch);
+  REQUIRE_FALSE(status.has_value());
+  CHECK(status.error().message.find("j-1") != std::string::npos);
+  CHECK(AllJobs(*store) == std::vector<Job>{MakeJob(1)});
+}
+
+TEST_CASE("an update of a job that was never inserted fails the batch") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  WriteBatch batch = Inserts({MakeJob(1)});
+  batch.writes.push_back({.insert = false, .job = MakeJob(9, JobState::kRunning)});
+  const Status status = store->Apply(batch);
+  REQUIRE_FALSE(status.has_value());
+  CHECK(status.error().message.find("j-9") != std::string::npos);
+  CHECK(AllJobs(*store).empty());
+}
+
+TEST_CASE("an empty batch succeeds without touching the database") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  auto store = OpenStore(path);
+  // Another connection holds the write lock: any write would wait kBusyTimeoutMs, then fail.
+  RawDb raw(path);
+  raw.Exec("BEGIN IMMEDIATE");
+  CHECK(store->Apply(WriteBatch{}).has_value());
+  raw.Exec("ROLLBACK");
+  CHECK(AllJobs(*store).empty());
+}
+
+TEST_CASE("reopening the file sees everything committed before close") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  Job keyed = MakeJob(2, JobState::kRunning);
+  keyed.key = "k";
+  keyed.checkpoint = "cp";
+  const std::vector<Job> jobs = {MakeJob(1, JobState::kSucceeded), keyed, MakeJob(3)};
+  {
+    auto store = OpenStore(path);
+    ApplyOk(*store, Inserts(jobs));
+  }
+  auto store = OpenStore(path);
+  CHECK(AllJobs(*store) == std::vector<Job>{jobs[2], jobs[1], jobs[0]});
+  auto unfinished = store->LoadUnfinished();
+  REQUIRE(unfinished.has_value());
+  CHECK(Seqs(*unfinished) == std::vector<Seq>{2, 3});
+}
+
+TEST_CASE("a second instance on the same file sees the first instance's committed writes") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  auto writer = OpenStore(path);
+  auto reader = OpenStore(path);
+
+  ApplyOk(*writer, Inserts({MakeJob(1)}));
+  auto got = reader->Get(1);
+  REQUIRE(got.has_value());
+  REQUIRE(got->has_value());
+  CHECK(**got == MakeJob(1));
+  CHECK(Seqs(AllJobs(*reader)) == std::vector<Seq>{1});
+
+  // After the reader has read, it must not be stuck on an old snapshot.
+  WriteBatch update;
+  update.writes.push_back({.insert = false, .job = MakeJob(1, JobState::kSucceeded)});
+  ApplyOk(*writer, update);
+  ApplyOk(*writer, Inserts({MakeJob(2)}));
+  got = reader->Get(1);
+  REQUIRE(got.has_value());
+  REQUIRE(got->has_value());
+  CHECK((*got)->state == JobState::kSucceeded);
+  auto max_seq = reader->MaxSeq();
+  REQUIRE(max_seq.has_value());
+  CHECK(*max_seq == 2);
+  auto counts = reader->CountByState();
+  REQUIRE(counts.has_value());
+  CHECK(counts->at(JobState::kQueued) == 1);
+
+  // Either instance may write; the epoch is shared.
+  ApplyOk(*reader, Inserts({MakeJob(3)}));
+  CHECK(Seqs(AllJobs(*writer)) == std::vector<Seq>{3, 2, 1});
+  CHECK(writer->NextEpoch() == 1);
+  CHECK(reader->NextEpoch() == 2);
+}
+
+TEST_CASE("synchronous accepts FULL, NORMAL and OFF, and a bogus value is an error naming it") {
+  TempDir dir;
+  for (const char* mode : {"FULL", "NORMAL", "OFF"}) {
+    CAPTURE(mode);
+    auto store = SqliteJobStore::Open(dir.File("jobs.db"), {.synchronous = mode});
+    CHECK(store.has_value());
+  }
+  auto bogus = SqliteJobStore::Open(dir.File("jobs.db"), {.synchronous = "BOGUS"});
+  REQUIRE_FALSE(bogus.has_value());
+  CHECK(bogus.error().message.find("BOGUS") != std::string::npos);
+}
+
+TEST_CASE("a file created by a newer Claw is refused and left unchanged") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  const std::string newer = std::to_string(SqliteJobStore::SchemaVersion() + 1);
+  {
+    RawDb raw(path);
+    raw.Exec("PRAGMA user_version=" + newer);
+  }
+  auto store = SqliteJobStore::Open(path, {});
+  REQUIRE_FALSE(store.has_value());
+  CHECK(store.error().message.find("newer Claw") != std::string::npos);
+  RawDb raw(path);
+  CHECK(raw.QueryText("PRAGMA user_version") == newer);
+  CHECK(raw.QueryText("SELECT COUNT(*) FROM sqlite_master") == "0");
+}
+
+TEST_CASE("a file that is not a database is refused") {
+  TempDir dir;
+  const std::string path = dir.File("jobs.db");
+  std::ofstream(path) << std::string(4096, 'x');
+  auto store = SqliteJobStore::Open(path, {});
+  REQUIRE_FALSE(store.has_value());
+  CHECK(store.error().message.find(path) != std::string::npos);
+}
+
+TEST_CASE("MaxSeq is 0 on an empty store and then the highest seq stored") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  auto empty = store->MaxSeq();
+  REQUIRE(empty.has_value());
+  CHECK(*empty == 0);
+  ApplyOk(*store, Inserts({MakeJob(3), MakeJob(10, JobState::kDead), MakeJob(7)}));
+  auto max_seq = store->MaxSeq();
+  REQUIRE(max_seq.has_value());
+  CHECK(*max_seq == 10);
+}
+
+TEST_CASE("LoadKeys returns every key with its job, in seq order, skipping jobs without one") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  Job a = MakeJob(1, JobState::kSucceeded);
+  a.key = "alpha";
+  Job c = MakeJob(3);
+  c.key = "gamma";
+  ApplyOk(*store, Inserts({c, MakeJob(2), a}));
+  auto keys = store->LoadKeys();
+  REQUIRE(keys.has_value());
+  CHECK(*keys == std::vector<std::pair<std::string, Seq>>{{"alpha", 1}, {"gamma", 3}});
+}
+
+}  // namespace
+}  // namespace claw::broker
