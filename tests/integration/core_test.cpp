@@ -1,0 +1,253 @@
+// End to end: the real claw-broker, claw-worker and claw-client on 127.0.0.1, as a user runs
+// them. Each test has its own broker, port and data directory.
+#include <doctest/doctest.h>
+#include <signal.h>
+
+#include <fstream>
+#include <set>
+#include <zmq.hpp>
+
+#include "tests/integration/cluster.hpp"
+
+namespace claw::testing {
+namespace {
+
+// Short heartbeats so that a dead worker is noticed in well under a second.
+const std::vector<std::string> kFastHeartbeat = {"--heartbeat", "200ms"};
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+TEST_CASE("a submitted job runs on a worker and its result comes back") {
+  Cluster c;
+  c.StartBroker();
+  c.StartWorker("w1", "upper", "tr a-z A-Z");
+  const auto id = c.Submit({"--type", "upper", "--payload", "hello claw"});
+  CHECK(id.rfind("j-", 0) == 0);
+  auto wait = c.Client({"wait", id, "--timeout", "60s"});
+  CHECK(wait.code == 0);
+  CHECK(wait.out == "HELLO CLAW");
+  auto job = c.Json({"status", id});
+  CHECK(job["state"] == "succeeded");
+  CHECK(job["attempts"] == 1);
+  CHECK(job["result"] == "HELLO CLAW");
+  CHECK(job["worker"] == "w1");
+
+  auto waited = c.Client({"submit", "--type", "upper", "--payload", "again", "--wait"});
+  CHECK(waited.code == 0);
+  CHECK(waited.out.find("AGAIN") != std::string::npos);
+}
+
+TEST_CASE("jobs run highest priority first and in order within a priority") {
+  Cluster c;
+  c.StartBroker();
+  const auto low = c.Submit({"--type", "p", "--priority", "low"});
+  const auto normal1 = c.Submit({"--type", "p"});
+  const auto critical = c.Submit({"--type", "p", "--priority", "critical"});
+  const auto normal2 = c.Submit({"--type", "p", "--priority", "5"});
+  const auto order_file = c.Path("order.txt");
+  c.StartWorker("w1", "p", "echo $CLAW_JOB_ID >> " + order_file, {"--capacity", "1"});
+  for (const auto& id : {low, normal1, critical, normal2}) {
+    CHECK(c.Client({"wait", id, "--timeout", "60s"}).code == 0);
+  }
+  CHECK(ReadFile(order_file) == critical + "\n" + normal1 + "\n" + normal2 + "\n" + low + "\n");
+}
+
+TEST_CASE("a failing job is retried with backoff, then dead, and retry brings it back") {
+  Cluster c;
+  c.StartBroker();
+  const auto fixed = c.Path("fixed");
+  c.StartWorker("w1", "flaky",
+                "if [ -f " + fixed + " ]; then echo repaired; else echo broken >&2; exit 3; fi");
+  const auto id = c.Submit({"--type", "flaky", "--max-attempts", "3", "--backoff", "200ms"});
+  auto wait = c.Client({"wait", id, "--timeout", "60s"});
+  CHECK(wait.code == 3);  // JOB_DEAD
+  auto job = c.Json({"status", id});
+  CHECK(job["state"] == "dead");
+  CHECK(job["attempts"] == 3);
+  CHECK(job["error"].get<std::string>().find("broken") != std::string::npos);
+  // Two waits, 200 ms then 400 ms (plus jitter), separate the three attempts.
+  CHECK(job["updated_at"].get<std::int64_t>() - job["created_at"].get<std::int64_t>() >= 600);
+
+  std::ofstream(fixed) << "";
+  auto retry = c.Client({"retry", id});
+  CHECK(retry.code == 0);
+  auto again = c.Client({"wait", id, "--timeout", "60s"});
+  CHECK(again.code == 0);
+  CHECK(Trim(again.out) == "repaired");
+  CHECK(c.Json({"status", id})["attempts"] == 1);
+}
+
+TEST_CASE("exit code 100 is a permanent failure: dead after one attempt") {
+  Cluster c;
+  c.StartBroker();
+  c.StartWorker("w1", "bad", "echo 'cannot parse' >&2; exit 100");
+  const auto id = c.Submit({"--type", "bad", "--max-attempts", "5"});
+  CHECK(c.Client({"wait", id, "--timeout", "60s"}).code == 3);
+  auto job = c.Json({"status", id});
+  CHECK(job["state"] == "dead");
+  CHECK(job["attempts"] == 1);
+}
+
+TEST_CASE("kill -9 of a worker mid-job: the job completes on another worker") {
+  Cluster c(kFastHeartbeat);
+  c.StartBroker();
+  auto& doomed = c.StartWorker("doomed", "long", "sleep 30");
+  const auto id = c.Submit({"--type", "long", "--backoff", "100ms"});
+  REQUIRE(c.WaitState(id, "running"));
+  CHECK(c.Json({"status", id})["worker"] == "doomed");
+  doomed.Signal(SIGKILL);
+  REQUIRE(doomed.Wait(std::chrono::seconds(10)).has_value());
+  c.StartWorker("rescuer", "long", "echo rescued");
+  auto wait = c.Client({"wait", id, "--timeout", "60s"});
+  CHECK(wait.code == 0);
+  CHECK(Trim(wait.out) == "rescued");
+  auto job = c.Json({"status", id});
+  CHECK(job["worker"] == "rescuer");
+  CHECK(job["attempts"] == 2);
+}
+
+TEST_CASE("kill -9 of the broker after N ACCEPTED replies: after a restart all N complete") {
+  constexpr int kJobs = 40;
+  Cluster c(kFastHeartbeat);
+  c.StartBroker();
+  // A worker is already busy with some of them when the broker dies.
+  c.StartWorker("w1", "durable", "sleep 0.2; cat", {"--capacity", "2"});
+  std::set<std::string> accepted;
+  for (int i = 0; i < kJobs; ++i) {
+    accepted.insert(c.Submit({"--type", "durable", "--payload", "job " + std::to_string(i)}));
+  }
+  REQUIRE(accepted.size() == kJobs);
+  c.KillBroker(SIGKILL);
+  c.StartBroker();
+  // The worker reconnects to the new broker by itself.
+  const bool all_done = WaitFor([&] { return c.Json({"cluster"})["jobs"]["succeeded"] == kJobs; },
+                                std::chrono::seconds(90));
+  CHECK_MESSAGE(all_done, c.broker_log());
+  auto list = c.Json({"list", "--state", "succeeded", "--limit", "1000"});
+  std::set<std::string> succeeded;
+  for (const auto& job : list) succeeded.insert(job["id"].get<std::string>());
+  CHECK(succeeded == accepted);
+  auto cluster = c.Json({"cluster"});
+  CHECK(cluster["jobs"]["queued"] == 0);
+  CHECK(cluster["jobs"]["running"] == 0);
+  CHECK(cluster["jobs"]["dead"] == 0);
+  CHECK(cluster["epoch"] == 2);
+}
+
+TEST_CASE("the same idempotency key twice gives one job") {
+  Cluster c;
+  c.StartBroker();
+  const auto first = c.Submit({"--type", "once", "--key", "invoice-2026-11"});
+  const auto second = c.Submit({"--type", "once", "--key", "invoice-2026-11"});
+  CHECK(first == second);
+  CHECK(c.Json({"list", "--type", "once"}).size() == 1);
+}
+
+TEST_CASE("a burst of malformed frames leaves the broker serving") {
+  Cluster c;
+  c.StartBroker();
+  zmq::context_t context;
+  zmq::socket_t attacker(context, zmq::socket_type::dealer);
+  attacker.set(zmq::sockopt::linger, 0);
+  attacker.connect(c.endpoint());
+  const std::vector<std::vector<std::string>> garbage = {
+      {"GET / HTTP/1.1"},
+      {"CLAWC1"},
+      {"CLAWC1", "\x01"},
+      {"CLAWC1", "\x01", "\xc1"},                                  // never-used msgpack byte
+      {"CLAWC1", "\x01", "\x93\x01\x02\x03"},                      // an array, not a map
+      {"CLAWC1", "\x01", std::string("\xdd\xff\xff\xff\xff", 5)},  // huge array header
+      {"CLAWC1", "\x7f", "\x80"},                                  // unknown command
+      {"CLAWC2", "\x01", "\x80"},                                  // unknown version
+      {"CLAWW1", "\x05", "\x81\xa2id\x01"},                        // DONE with the wrong types
+      {"CLAWW1", "\x03", "\x80"},                                  // JOB is the broker's to send
+      {"CLAWC1", "\x01", "\x81\xa3rid\xa1x", "extra"},
+  };
+  for (int round = 0; round < 100; ++round) {
+    for (const auto& frames : garbage) {
+      for (std::size_t i = 0; i < frames.size(); ++i) {
+        attacker.send(zmq::buffer(frames[i]),
+                      i + 1 < frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      }
+    }
+  }
+  // A message over the size limit makes ZeroMQ drop that connection, nothing more.
+  zmq::socket_t big(context, zmq::socket_type::dealer);
+  big.set(zmq::sockopt::linger, 0);
+  big.connect(c.endpoint());
+  std::string huge(8 << 20, 'x');
+  big.send(zmq::buffer(std::string("CLAWC1")), zmq::send_flags::sndmore);
+  big.send(zmq::buffer(std::string("\x01")), zmq::send_flags::sndmore);
+  big.send(zmq::buffer(huge), zmq::send_flags::none);
+
+  const bool counted = WaitFor([&] { return c.Json({"cluster"})["malformed"].get<int>() >= 1000; });
+  CHECK(counted);
+  CHECK(c.broker().Running());
+  c.StartWorker("w1", "after", "cat");
+  auto done = c.Client({"submit", "--type", "after", "--payload", "still here", "--wait"});
+  CHECK(done.code == 0);
+  CHECK(done.out == "still here");
+  CHECK(c.Json({"cluster"})["jobs"]["succeeded"] == 1);
+}
+
+TEST_CASE("cancel: a queued job never runs, a running job's worker stops it") {
+  Cluster c;
+  c.StartBroker();
+  const auto queued = c.Submit({"--type", "work", "--payload", "fast"});
+  CHECK(c.Client({"cancel", queued}).code == 0);
+  CHECK(c.State(queued) == "cancelled");
+
+  c.StartWorker("w1", "work", "read x; if [ \"$x\" = slow ]; then sleep 30; fi; echo ok",
+                {"--capacity", "1"});
+  const auto slow = c.Submit({"--type", "work", "--payload", "slow"});
+  REQUIRE(c.WaitState(slow, "running"));
+  CHECK(c.Client({"cancel", slow}).code == 0);
+  CHECK(c.State(slow) == "cancelled");
+  CHECK(c.Client({"wait", slow, "--timeout", "10s"}).code == 4);  // JOB_CANCELLED
+  // The worker's only slot is free again once the handler has been stopped.
+  const auto fast = c.Submit({"--type", "work", "--payload", "fast"});
+  auto wait = c.Client({"wait", fast, "--timeout", "60s"});
+  CHECK(wait.code == 0);
+  CHECK(Trim(wait.out) == "ok");
+  CHECK(c.State(queued) == "cancelled");
+  CHECK(c.Client({"cancel", fast}).code == 1);  // CONFLICT: already succeeded
+}
+
+TEST_CASE("a wait that times out leaves the job alone") {
+  Cluster c;
+  c.StartBroker();
+  const auto id = c.Submit({"--type", "nobody-runs-this"});
+  CHECK(c.Client({"wait", id, "--timeout", "300ms"}).code == 5);  // WAIT_TIMEOUT
+  CHECK(c.State(id) == "queued");
+  CHECK(c.Client({"status", "j-999999"}).code == 7);  // NOT_FOUND
+}
+
+TEST_CASE("bad flags and config values get a message naming them and a non-zero exit") {
+  TempDir dir;
+  auto broker = Run({BinPath("claw-broker"), "--durability", "sometimes"});
+  CHECK(broker.code == 2);
+  CHECK(broker.err.find("sometimes") != std::string::npos);
+  const auto config = dir.File("claw.yaml");
+  std::ofstream(config) << "broker:\n  bind: tcp://127.0.0.1:1\n  hartbeat: 1s\n";
+  auto bad_config = Run({BinPath("claw-broker"), "--config", config});
+  CHECK(bad_config.code == 2);
+  CHECK(bad_config.err.find("broker.hartbeat") != std::string::npos);
+  auto client = Run({BinPath("claw-client"), "submit", "--type", "t", "--priority", "urgent"});
+  CHECK(client.code == 2);
+  CHECK(client.err.find("urgent") != std::string::npos);
+  auto worker = Run({BinPath("claw-worker"), "--type", "t", "--capacity", "0", "--exec", "true"});
+  CHECK(worker.code != 0);
+  CHECK(worker.err.find("capacity") != std::string::npos);
+}
+
+TEST_CASE("claw-client reports an unreachable broker with its exit code") {
+  Cluster c;  // never started
+  auto ping = c.Client({"--request-timeout", "200ms", "ping"});
+  CHECK(ping.code == 6);
+}
+
+}  // namespace
+}  // namespace claw::testing

@@ -1,0 +1,376 @@
+// What claw-client prints: JSON objects, text listings and tables, the progress line, exit
+// codes and the --payload argument. All pure functions, tested without a broker.
+#include <doctest/doctest.h>
+
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "client/exit_codes.hpp"
+#include "client/json_format.hpp"
+#include "client/payload_arg.hpp"
+#include "client/text_format.hpp"
+
+namespace claw::client {
+namespace {
+
+using std::chrono::milliseconds;
+using namespace std::string_literals;
+
+// Times in these tests are rendered in UTC, whatever the machine's zone.
+void UseUtc() {
+  setenv("TZ", "UTC", 1);
+  tzset();
+}
+
+wire::JobInfo RunningJob() {
+  wire::JobInfo job;
+  job.id = "j-12";
+  job.type = "resize";
+  job.state = wire::JobState::kRunning;
+  job.priority = 7;
+  job.attempts = 1;
+  job.max_attempts = 5;
+  job.timeout_ms = 30000;
+  job.backoff_ms = 1000;
+  job.max_backoff_ms = 300000;
+  job.created_at = 1700000000000;
+  job.updated_at = 1700000003500;
+  job.worker = "w-1";
+  job.progress = wire::Progress{.percent = 50, .message = "downloading"};
+  return job;
+}
+
+TEST_CASE("a job's JSON has the protocol field names, with result and error null when absent") {
+  const auto json = JobToJson(RunningJob());
+  CHECK(json["id"] == "j-12");
+  CHECK(json["type"] == "resize");
+  CHECK(json["state"] == "running");
+  CHECK(json["priority"] == 7);
+  CHECK(json["attempts"] == 1);
+  CHECK(json["max_attempts"] == 5);
+  CHECK(json["timeout_ms"] == 30000);
+  CHECK(json["backoff_ms"] == 1000);
+  CHECK(json["max_backoff_ms"] == 300000);
+  CHECK(json["created_at"] == 1700000000000);
+  CHECK(json["updated_at"] == 1700000003500);
+  CHECK(json["worker"] == "w-1");
+  CHECK(json["progress"] == nlohmann::json{{"percent", 50}, {"message", "downloading"}});
+  CHECK(json.contains("result"));
+  CHECK(json["result"].is_null());
+  CHECK(json.contains("error"));
+  CHECK(json["error"].is_null());
+  CHECK_FALSE(json.contains("key"));
+  CHECK_FALSE(json.contains("run_at"));
+  CHECK_FALSE(json.contains("payload"));
+}
+
+TEST_CASE("a job's JSON carries UTF-8 bytes as strings and other bytes as base64") {
+  auto job = RunningJob();
+  job.state = wire::JobState::kSucceeded;
+  job.result = "h\xc3\xa9llo";
+  job.payload = "\x00\xff\x01"s;
+  job.key = "k-1";
+  job.run_at = 1700000009000;
+  job.error = "first try failed";
+  const auto json = JobToJson(job);
+  CHECK(json["result"] == "h\xc3\xa9llo");
+  CHECK_FALSE(json.contains("result_base64"));
+  CHECK(json["payload"].is_null());
+  CHECK(json["payload_base64"] == "AP8B");
+  CHECK(json["key"] == "k-1");
+  CHECK(json["run_at"] == 1700000009000);
+  CHECK(json["error"] == "first try failed");
+
+  job.result = "\xff\xfe"s;
+  const auto binary = JobToJson(job);
+  CHECK(binary["result"].is_null());
+  CHECK(binary["result_base64"] == "//4=");
+}
+
+TEST_CASE("a progress without a percent has percent null in JSON") {
+  auto job = RunningJob();
+  job.progress = wire::Progress{.message = "warming up"};
+  CHECK(JobToJson(job)["progress"]["percent"].is_null());
+}
+
+TEST_CASE("jobs become a JSON array and the cluster an object with the protocol names") {
+  const std::vector<wire::JobInfo> jobs = {RunningJob(), RunningJob()};
+  CHECK(JobsToJson(jobs).size() == 2);
+  CHECK(JobsToJson({}).is_array());
+
+  wire::ClusterInfo cluster;
+  cluster.role = "standalone";
+  cluster.epoch = 3;
+  cluster.workers_total = 2;
+  cluster.workers_active = 1;
+  cluster.capacity_total = 8;
+  cluster.capacity_in_use = 1;
+  cluster.jobs = {{"queued", 4}, {"running", 1}};
+  cluster.queues = {{.type = "resize", .priority = 7, .depth = 4}};
+  cluster.workers = {{.id = "w-1",
+                      .types = {"resize"},
+                      .capacity = 4,
+                      .in_use = 1,
+                      .labels = {{"zone", "eu-1"}},
+                      .last_seen_ms = 300}};
+  cluster.malformed = 2;
+  const auto json = ClusterToJson(cluster);
+  CHECK(json["role"] == "standalone");
+  CHECK(json["epoch"] == 3);
+  CHECK(json["workers_total"] == 2);
+  CHECK(json["workers_active"] == 1);
+  CHECK(json["capacity_total"] == 8);
+  CHECK(json["capacity_in_use"] == 1);
+  CHECK(json["jobs"]["queued"] == 4);
+  CHECK(json["queues"][0] == nlohmann::json{{"type", "resize"}, {"priority", 7}, {"depth", 4}});
+  CHECK(json["workers"][0]["labels"]["zone"] == "eu-1");
+  CHECK(json["workers"][0]["types"] == nlohmann::json{"resize"});
+  CHECK(json["workers"][0]["last_seen_ms"] == 300);
+  CHECK(json["malformed"] == 2);
+}
+
+TEST_CASE("base64 follows RFC 4648's test vectors") {
+  CHECK(Base64("") == "");
+  CHECK(Base64("f") == "Zg==");
+  CHECK(Base64("fo") == "Zm8=");
+  CHECK(Base64("foo") == "Zm9v");
+  CHECK(Base64("foob") == "Zm9vYg==");
+  CHECK(Base64("fooba") == "Zm9vYmE=");
+  CHECK(Base64("foobar") == "Zm9vYmFy");
+}
+
+TEST_CASE("UTF-8 validation refuses stray, overlong, surrogate and truncated sequences") {
+  CHECK(IsValidUtf8(""));
+  CHECK(IsValidUtf8("plain ascii"));
+  CHECK(IsValidUtf8("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80"));
+  CHECK_FALSE(IsValidUtf8("\xff"));
+  CHECK_FALSE(IsValidUtf8("\x80"));
+  CHECK_FALSE(IsValidUtf8("\xc0\xaf"));
+  CHECK_FALSE(IsValidUtf8("\xed\xa0\x80"));
+  CHECK_FALSE(IsValidUtf8("\xe2\x82"));
+  CHECK_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));
+}
+
+TEST_CASE("elapsed times read as tenths of seconds, then minutes, then hours") {
+  CHECK(FormatElapsed(milliseconds(0)) == "0.0s");
+  CHECK(FormatElapsed(milliseconds(3250)) == "3.2s");
+  CHECK(FormatElapsed(milliseconds(59999)) == "59.9s");
+  CHECK(FormatElapsed(milliseconds(65000)) == "1m05s");
+  CHECK(FormatElapsed(milliseconds(7380000)) == "2h03m");
+}
+
+TEST_CASE("local times are rendered in the TZ zone") {
+  UseUtc();
+  CHECK(FormatLocalTime(0) == "1970-01-01 00:00:00");
+  CHECK(FormatLocalTime(1700000003500) == "2023-11-14 22:13:23");
+}
+
+TEST_CASE("clipping counts characters, ends in ... and blanks control characters") {
+  CHECK(Clip("short", 10) == "short");
+  CHECK(Clip("a much longer text", 10) == "a much ...");
+  CHECK(Clip("line\nbreak", 20) == "line break");
+  CHECK(Clip("\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9", 4) == "\xc3\xa9...");
+}
+
+TEST_CASE("tables align columns two spaces apart without trailing spaces") {
+  CHECK(FormatTable({"A", "LONGER"}, {{"wide cell", "x"}, {"y", ""}}) ==
+        "A          LONGER\n"
+        "wide cell  x\n"
+        "y\n");
+}
+
+TEST_CASE("the list table shows one row per job with the error clipped") {
+  UseUtc();
+  auto job = RunningJob();
+  job.state = wire::JobState::kDead;
+  job.error = std::string(100, 'e');
+  const std::vector<wire::JobInfo> jobs = {job};
+  const std::string table = FormatJobTable(jobs);
+  std::istringstream lines(table);
+  std::string header, row, extra;
+  std::getline(lines, header);
+  std::getline(lines, row);
+  CHECK_FALSE(std::getline(lines, extra));
+  CHECK(header.starts_with("ID    TYPE    STATE  PRIORITY  ATTEMPTS  UPDATED"));
+  CHECK(header.ends_with("WORKER  ERROR"));
+  CHECK(row.starts_with("j-12  resize  dead   high      1/5       2023-11-14 22:13:23  w-1"));
+  CHECK(row.ends_with(std::string(37, 'e') + "..."));
+}
+
+TEST_CASE("the status listing names the fields and shows the priority by name") {
+  UseUtc();
+  auto job = RunningJob();
+  job.result = "done\n";
+  CHECK(FormatJob(job) ==
+        "id:       j-12\n"
+        "type:     resize\n"
+        "state:    running\n"
+        "priority: high\n"
+        "attempts: 1/5\n"
+        "timeout:  30s\n"
+        "backoff:  1s (max 5m)\n"
+        "worker:   w-1\n"
+        "progress: 50% downloading\n"
+        "created:  2023-11-14 22:13:20\n"
+        "updated:  2023-11-14 22:13:23\n"
+        "result:   done\n");
+}
+
+TEST_CASE("the status listing shows run_at for a scheduled job and sizes for binary bytes") {
+  UseUtc();
+  auto job = RunningJob();
+  job.state = wire::JobState::kScheduled;
+  job.run_at = 1700000060000;
+  job.progress.reset();
+  job.worker.clear();
+  job.payload = "\x00\x01\x02"s;
+  job.result = "line one\nline two";
+  const std::string text = FormatJob(job);
+  CHECK(text.find("run_at:   2023-11-14 22:14:20\n") != std::string::npos);
+  CHECK(text.find("payload:  <3 bytes>\n") != std::string::npos);
+  CHECK(text.find("result:   line one\n          line two\n") != std::string::npos);
+  CHECK(text.find("worker") == std::string::npos);
+}
+
+TEST_CASE("the cluster report lists every state, the queues and the workers") {
+  wire::ClusterInfo cluster;
+  cluster.role = "active";
+  cluster.epoch = 4;
+  cluster.workers_total = 1;
+  cluster.workers_active = 1;
+  cluster.capacity_total = 4;
+  cluster.capacity_in_use = 1;
+  cluster.jobs = {{"queued", 3}, {"running", 1}};
+  cluster.queues = {{.type = "resize", .priority = 7, .depth = 3}};
+  cluster.workers = {{.id = "w-1",
+                      .types = {"resize", "thumb"},
+                      .capacity = 4,
+                      .in_use = 1,
+                      .labels = {{"gpu", "true"}, {"zone", "eu-1"}},
+                      .last_seen_ms = 400}};
+  CHECK(FormatCluster(cluster) ==
+        "role:      active\n"
+        "epoch:     4\n"
+        "workers:   1 total, 1 active\n"
+        "capacity:  1 of 4 in use\n"
+        "jobs:      queued 3, scheduled 0, running 1, succeeded 0, dead 0, cancelled 0\n"
+        "malformed: 0\n"
+        "\n"
+        "TYPE    PRIORITY  DEPTH\n"
+        "resize  high      3\n"
+        "\n"
+        "WORKER  TYPES         CAPACITY  IN_USE  LABELS              LAST_SEEN\n"
+        "w-1     resize,thumb  4         1       gpu=true,zone=eu-1  0.4s ago\n");
+}
+
+TEST_CASE("the progress line draws a bar, the percent, the message, the job and the time") {
+  const auto line = RenderProgressLine(RunningJob(), 60, milliseconds(3200));
+  CHECK(line == "[##########----------]  50% downloading  j-12 running 3.2s  ");
+  CHECK(line.size() == 60);
+}
+
+TEST_CASE("the progress line always fills exactly the width, clipping the message first") {
+  auto job = RunningJob();
+  job.progress->message = std::string(200, 'm');
+  job.attempts = 2;
+  const auto line = RenderProgressLine(job, 70, milliseconds(1000));
+  CHECK(line.size() == 70);
+  CHECK(line.ends_with("...  j-12 running (attempt 2/5) 1.0s"));
+  CHECK(RenderProgressLine(job, 10, milliseconds(0)).size() == 10);
+}
+
+TEST_CASE("the progress line shows a dash without a percent and a full bar on success") {
+  auto job = RunningJob();
+  job.state = wire::JobState::kQueued;
+  job.progress.reset();
+  CHECK(
+      RenderProgressLine(job, 40, milliseconds(0)).starts_with("[--------------------]    - j-12"));
+  job.state = wire::JobState::kSucceeded;
+  CHECK(
+      RenderProgressLine(job, 40, milliseconds(0)).starts_with("[####################] 100% j-12"));
+}
+
+TEST_CASE("the plain update line names the job, state, progress and time") {
+  CHECK(FormatUpdateLine(RunningJob(), milliseconds(3200)) ==
+        "j-12 running 50% downloading (3.2s)");
+  auto job = RunningJob();
+  job.state = wire::JobState::kDead;
+  job.progress.reset();
+  job.error = "boom";
+  CHECK(FormatUpdateLine(job, milliseconds(0)) == "j-12 dead: boom (0.0s)");
+}
+
+TEST_CASE("printable text excludes control characters and invalid UTF-8") {
+  CHECK(IsPrintable("text\twith\ttabs\nand lines\r\n"));
+  CHECK_FALSE(IsPrintable("nul\0inside"s));
+  CHECK_FALSE(IsPrintable("\x1b[31mred"));
+  CHECK_FALSE(IsPrintable("\xff"));
+}
+
+TEST_CASE("exit codes: 2xx is OK, NOT_FOUND is 7, any other refusal is 1") {
+  CHECK(ExitForStatus(wire::StatusCode::kOk) == wire::ClientExit::kOk);
+  CHECK(ExitForStatus(wire::StatusCode::kAccepted) == wire::ClientExit::kOk);
+  CHECK(ExitForStatus(wire::StatusCode::kNotFound) == wire::ClientExit::kNotFound);
+  CHECK(ExitForStatus(wire::StatusCode::kConflict) == wire::ClientExit::kError);
+  CHECK(ExitForStatus(wire::StatusCode::kQueueFull) == wire::ClientExit::kError);
+  CHECK(ExitForStatus(wire::StatusCode::kStorageError) == wire::ClientExit::kError);
+  CHECK(ToInt(wire::ClientExit::kNotFound) == 7);
+}
+
+TEST_CASE("exit codes of a wait: succeeded 0, dead 3, cancelled 4, timed out 5") {
+  CHECK(ExitForFinalState(wire::JobState::kSucceeded) == wire::ClientExit::kOk);
+  CHECK(ExitForFinalState(wire::JobState::kDead) == wire::ClientExit::kJobDead);
+  CHECK(ExitForFinalState(wire::JobState::kCancelled) == wire::ClientExit::kJobCancelled);
+
+  WatchResult result;
+  result.end = WatchResult::End::kTimedOut;
+  result.job = RunningJob();
+  CHECK(ExitForWatch(result) == wire::ClientExit::kWaitTimeout);
+  result.end = WatchResult::End::kFinal;
+  result.job->state = wire::JobState::kDead;
+  CHECK(ExitForWatch(result) == wire::ClientExit::kJobDead);
+  result.end = WatchResult::End::kRefused;
+  result.refusal.status = wire::StatusCode::kNotFound;
+  CHECK(ExitForWatch(result) == wire::ClientExit::kNotFound);
+}
+
+TEST_CASE("--payload DATA is the bytes themselves") {
+  std::istringstream input("unused");
+  CHECK(ReadPayloadArg("hello", input) == "hello");
+  CHECK(ReadPayloadArg("", input) == "");
+}
+
+TEST_CASE("--payload @- reads all of standard input, binary-safe") {
+  std::istringstream input("line 1\n\0line 2\n"s);
+  CHECK(ReadPayloadArg("@-", input) == "line 1\n\0line 2\n"s);
+}
+
+TEST_CASE("--payload @FILE reads the file's bytes unchanged") {
+  const auto path = std::filesystem::temp_directory_path() / "claw_client_payload_test.bin";
+  const std::string bytes = "\x00\xff\r\n"s + "rest";
+  {
+    std::ofstream file(path, std::ios::binary);
+    file << bytes;
+  }
+  std::istringstream input;
+  CHECK(ReadPayloadArg("@" + path.string(), input) == bytes);
+  std::filesystem::remove(path);
+}
+
+TEST_CASE("--payload naming a missing file or no file is an error that says so") {
+  std::istringstream input;
+  const auto missing = ReadPayloadArg("@/nonexistent/claw-payload", input);
+  REQUIRE_FALSE(missing);
+  CHECK(missing.error().message.find("/nonexistent/claw-payload") != std::string::npos);
+  CHECK_FALSE(ReadPayloadArg("@", input));
+  const auto directory = ReadPayloadArg("@/tmp", input);
+  REQUIRE_FALSE(directory);
+  CHECK(directory.error().message.find("directory") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace claw::client
