@@ -123,5 +123,25 @@ TEST_CASE("config: bad values name the key") {
   CHECK(!syntax.has_value());
 }
 
+TEST_CASE("config: the example file parses and states exactly the defaults") {
+  auto example = LoadConfigFile(std::string(CLAW_SOURCE_DIR) + "/broker/claw.example.yaml", {});
+  REQUIRE_MESSAGE(example.has_value(), example.error().message);
+  const BrokerConfig defaults;
+  CHECK(example->bind == defaults.bind);
+  CHECK(example->data_dir == defaults.data_dir);
+  CHECK(example->log_level == defaults.log_level);
+  CHECK(example->durability == defaults.durability);
+  CHECK(example->core.heartbeat_ms == defaults.core.heartbeat_ms);
+  CHECK(example->core.liveness == defaults.core.liveness);
+  CHECK(example->core.max_payload_bytes == defaults.core.max_payload_bytes);
+  CHECK(example->core.max_pending == defaults.core.max_pending);
+  CHECK(example->core.max_pending_per_type == defaults.core.max_pending_per_type);
+  CHECK(example->core.job_timeout_ms == defaults.core.job_timeout_ms);
+  CHECK(example->core.max_attempts == defaults.core.max_attempts);
+  CHECK(example->core.backoff_ms == defaults.core.backoff_ms);
+  CHECK(example->core.max_backoff_ms == defaults.core.max_backoff_ms);
+  CHECK(example->core.jitter_percent == defaults.core.jitter_percent);
+}
+
 }  // namespace
 }  // namespace claw::broker
