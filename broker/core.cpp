@@ -256,13 +256,10 @@ void Core::HandleSubmit(const wire::Envelope& from, const wire::SubmitRequest& r
 }
 
 void Core::HandleStatus(const wire::Envelope& from, const wire::StatusRequest& r) {
-  auto job = Lookup(r.id);
-  if (!job) {
-    return ReplyError(from, wire::ClientCommand::kStatus, r.rid, StatusCode::kNotFound,
-                      "no job " + r.id);
-  }
+  auto job = Lookup(from, wire::ClientCommand::kStatus, r.rid, r.id);
+  if (!job) return;
   wire::ClientReply reply{.command = wire::ClientCommand::kStatus, .rid = r.rid};
-  reply.job = ToJobInfo(*job, /*with_payload=*/true);
+  reply.job = ToJobInfo(*job, Detail::kFull);
   Reply(from, std::move(reply));
 }
 
@@ -295,15 +292,15 @@ void Core::HandleList(const wire::Envelope& from, const wire::ListRequest& r) {
   reply.jobs.emplace();
   for (const auto& [seq, job] : merged) {
     if (reply.jobs->size() >= filter.limit) break;
-    reply.jobs->push_back(ToJobInfo(*job, /*with_payload=*/false));
+    reply.jobs->push_back(ToJobInfo(*job, Detail::kSummary));
   }
   Reply(from, std::move(reply));
 }
 
 void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r, Now now) {
   const auto cmd = wire::ClientCommand::kCancel;
-  Job* job = LoadForUpdate(r.id);
-  if (job == nullptr) return ReplyError(from, cmd, r.rid, StatusCode::kNotFound, "no job " + r.id);
+  Job* job = LoadForUpdate(from, cmd, r.rid, r.id);
+  if (job == nullptr) return;
   if (wire::IsFinal(job->state)) {
     return ReplyError(from, cmd, r.rid, StatusCode::kConflict,
                       "job " + r.id + " is already " + std::string(wire::Name(job->state)));
@@ -325,14 +322,14 @@ void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r
   SetState(*job, JobState::kCancelled, now);
   MarkDirty(*job);
   wire::ClientReply reply{.command = cmd, .rid = r.rid};
-  reply.job = ToJobInfo(*job, false);
+  reply.job = ToJobInfo(*job, Detail::kWithResult);
   Reply(from, std::move(reply));
 }
 
 void Core::HandleRetry(const wire::Envelope& from, const wire::RetryRequest& r, Now now) {
   const auto cmd = wire::ClientCommand::kRetry;
-  Job* job = LoadForUpdate(r.id);
-  if (job == nullptr) return ReplyError(from, cmd, r.rid, StatusCode::kNotFound, "no job " + r.id);
+  Job* job = LoadForUpdate(from, cmd, r.rid, r.id);
+  if (job == nullptr) return;
   if (job->state != JobState::kDead && job->state != JobState::kCancelled) {
     return ReplyError(from, cmd, r.rid, StatusCode::kConflict,
                       "job " + r.id + " is " + std::string(wire::Name(job->state)) +
@@ -345,16 +342,13 @@ void Core::HandleRetry(const wire::Envelope& from, const wire::RetryRequest& r, 
   MarkDirty(*job);
   Enqueue(*job);
   wire::ClientReply reply{.command = cmd, .rid = r.rid};
-  reply.job = ToJobInfo(*job, false);
+  reply.job = ToJobInfo(*job, Detail::kWithResult);
   Reply(from, std::move(reply));
 }
 
 void Core::HandleWatch(const wire::Envelope& from, const wire::WatchRequest& r) {
-  auto job = Lookup(r.id);
-  if (!job) {
-    return ReplyError(from, wire::ClientCommand::kWatch, r.rid, StatusCode::kNotFound,
-                      "no job " + r.id);
-  }
+  auto job = Lookup(from, wire::ClientCommand::kWatch, r.rid, r.id);
+  if (!job) return;
   if (!wire::IsFinal(job->state)) {
     auto& list = watchers_[job->seq];
     const bool known = std::any_of(list.begin(), list.end(), [&](const Watcher& w) {
@@ -363,7 +357,7 @@ void Core::HandleWatch(const wire::Envelope& from, const wire::WatchRequest& r) 
     if (!known) list.push_back({from, r.rid});
   }
   wire::ClientReply reply{.command = wire::ClientCommand::kWatch, .rid = r.rid};
-  reply.job = ToJobInfo(*job, false);
+  reply.job = ToJobInfo(*job, Detail::kWithResult);
   Reply(from, std::move(reply));
 }
 
@@ -501,30 +495,33 @@ void Core::HandleProgress(WorkerState& w, const wire::ProgressReport& m) {
 
 // ---- job state ----
 
-std::optional<Job> Core::Lookup(const std::string& id) {
+std::optional<Job> Core::Lookup(const wire::Envelope& from, wire::ClientCommand command,
+                                std::uint64_t rid, const std::string& id) {
   const auto seq = ParseJobId(id);
-  if (!seq) return std::nullopt;
-  if (auto it = jobs_.find(*seq); it != jobs_.end()) {
-    if (PendingInsertBatch(*seq)) return std::nullopt;  // not accepted yet
-    return it->second;
+  if (seq) {
+    if (auto it = jobs_.find(*seq); it != jobs_.end()) {
+      if (!PendingInsertBatch(*seq)) return it->second;  // else: not accepted yet
+    } else {
+      auto stored = reader_.Get(*seq);
+      if (!stored) {
+        spdlog::error("cannot read job {} from the store: {}", id, stored.error().message);
+        ReplyError(from, command, rid, StatusCode::kInternal,
+                   "cannot read the store: " + stored.error().message);
+        return std::nullopt;
+      }
+      if (*stored) return std::move(**stored);
+    }
   }
-  auto stored = reader_.Get(*seq);
-  if (!stored) {
-    spdlog::error("cannot read job {} from the store: {}", id, stored.error().message);
-    return std::nullopt;
-  }
-  return *stored;
+  ReplyError(from, command, rid, StatusCode::kNotFound, "no job " + id);
+  return std::nullopt;
 }
 
-Job* Core::LoadForUpdate(const std::string& id) {
-  const auto seq = ParseJobId(id);
-  if (!seq) return nullptr;
-  if (auto it = jobs_.find(*seq); it != jobs_.end()) {
-    return PendingInsertBatch(*seq) ? nullptr : &it->second;
-  }
-  auto stored = Lookup(id);
-  if (!stored) return nullptr;
-  return &jobs_.emplace(*seq, std::move(*stored)).first->second;
+Job* Core::LoadForUpdate(const wire::Envelope& from, wire::ClientCommand command, std::uint64_t rid,
+                         const std::string& id) {
+  auto job = Lookup(from, command, rid, id);
+  if (!job) return nullptr;
+  const Seq seq = job->seq;
+  return &jobs_.try_emplace(seq, std::move(*job)).first->second;
 }
 
 Core::Batch* Core::PendingInsertBatch(Seq seq) {
@@ -579,7 +576,7 @@ void Core::NotifyWatchers(const Job& job) {
   if (it == watchers_.end()) return;
   for (const auto& watcher : it->second) {
     wire::ClientReply reply{.command = wire::ClientCommand::kWatch, .rid = watcher.rid};
-    reply.job = ToJobInfo(job, false);
+    reply.job = ToJobInfo(job, Detail::kWithResult);
     Reply(watcher.to, std::move(reply));
   }
   if (wire::IsFinal(job.state)) watchers_.erase(it);

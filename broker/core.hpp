@@ -154,10 +154,14 @@ class Core {
                   wire::StatusCode status, std::string message);
   void SendToWorker(WorkerState& w, const wire::WorkerMessage& message, Now now);
 
-  // A copy of the job, from memory or else from the store; nullopt if unknown.
-  std::optional<Job> Lookup(const std::string& id);
-  // The job in memory, loading a finished one from the store first; nullptr if unknown.
-  Job* LoadForUpdate(const std::string& id);
+  // A copy of the job a request names, from memory or else from the store. When there is none
+  // or the store cannot be read, the request is answered (NOT_FOUND or INTERNAL) and nullopt
+  // returned.
+  std::optional<Job> Lookup(const wire::Envelope& from, wire::ClientCommand command,
+                            std::uint64_t rid, const std::string& id);
+  // The same, but the job in memory (a finished one is loaded back) so that it can change.
+  Job* LoadForUpdate(const wire::Envelope& from, wire::ClientCommand command, std::uint64_t rid,
+                     const std::string& id);
   // The batch that will make the job's insert durable, or nullptr if it already is.
   Batch* PendingInsertBatch(Seq seq);
   void NotifyWatchers(const Job& job);

@@ -19,7 +19,7 @@ std::optional<Seq> ParseJobId(std::string_view id) {
   return seq;
 }
 
-wire::JobInfo ToJobInfo(const Job& job, bool with_payload) {
+wire::JobInfo ToJobInfo(const Job& job, Detail detail) {
   wire::JobInfo info;
   info.id = FormatJobId(job.seq);
   info.type = job.type;
@@ -36,8 +36,8 @@ wire::JobInfo ToJobInfo(const Job& job, bool with_payload) {
   if (job.state == wire::JobState::kScheduled) info.run_at = static_cast<std::uint64_t>(job.run_at);
   info.worker = job.worker;
   info.error = job.error;
-  info.result = job.result;
-  if (with_payload) info.payload = job.payload;
+  if (detail != Detail::kSummary) info.result = job.result;
+  if (detail == Detail::kFull) info.payload = job.payload;
   info.progress = job.progress;
   return info;
 }

@@ -42,7 +42,11 @@ std::string FormatJobId(Seq seq);
 // The number of a printable id, or nullopt if `id` is not one FormatJobId makes.
 std::optional<Seq> ParseJobId(std::string_view id);
 
-// The job as a client sees it (payload only when asked for).
-wire::JobInfo ToJobInfo(const Job& job, bool with_payload);
+// How much of a job a reply carries: LIST leaves out the bytes (a list of thousands must stay
+// small), STATUS has everything, the others the result but not the payload.
+enum class Detail { kSummary, kWithResult, kFull };
+
+// The job as a client sees it.
+wire::JobInfo ToJobInfo(const Job& job, Detail detail);
 
 }  // namespace claw::broker

@@ -28,7 +28,12 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   app.add_option("--durability", durability, "full (fsync every commit, default), normal or off");
   app.add_option("--heartbeat", heartbeat, "worker heartbeat interval, e.g. 1s");
-  CLI11_PARSE(app, argc, argv);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help exits 0; every bad flag exits 2, like the other Claw programs.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
 
   claw::broker::BrokerConfig config;
   if (!config_file.empty()) {

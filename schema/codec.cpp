@@ -536,9 +536,12 @@ std::expected<ClientRequest, std::string> ReadClientRequest(ClientCommand comman
       ListRequest m;
       r.Req(field::kRid, m.rid);
       if (const auto* s = r.Find(field::kState); s != nullptr && s->type != msgpack::type::NIL) {
-        JobState state;
-        if (!Read(*s, state)) r.SetError("LIST: field 'state' is not a job state");
-        m.state = state;
+        JobState state{};
+        if (Read(*s, state)) {
+          m.state = state;
+        } else {
+          r.SetError("LIST: field 'state' is not a job state");
+        }
       }
       r.Opt(field::kType, m.type);
       r.Opt(field::kLimit, m.limit);
@@ -752,8 +755,10 @@ std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_vi
   if (frames.size() != 3 || frames[1].size() != 1) {
     if (frames.size() >= 2 && frames[1].size() == 1)
       err.command = static_cast<std::uint8_t>(frames[1][0]);
-    err.message =
-        "expected 3 frames (header, one-byte command, body), got " + std::to_string(frames.size());
+    err.message = frames.size() != 3
+                      ? "expected 3 frames (header, one-byte command, body), got " +
+                            std::to_string(frames.size())
+                      : "the command frame must be 1 byte, got " + std::to_string(frames[1].size());
     return std::unexpected(err);
   }
   err.command = static_cast<std::uint8_t>(frames[1][0]);
@@ -812,6 +817,7 @@ Result<ClientReply> DecodeClientReply(std::span<const std::string_view> frames,
   std::uint32_t status = 0;
   r.Req(field::kRid, reply.rid);
   r.Req(field::kStatus, status);
+  if (status > 0xffff) r.SetError("reply: field 'status' is out of range");
   reply.status = static_cast<StatusCode>(status);
   r.OptPlain(field::kMessage, reply.message);
   r.Opt(field::kId, reply.id);

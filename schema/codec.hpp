@@ -256,7 +256,7 @@ Frames Encode(const WorkerMessage& message);
 // Limits applied while decoding a body (msgpack-c's defaults are unlimited).
 struct DecodeLimits {
   std::size_t max_body_bytes = 4u << 20;
-  std::size_t max_array = 100000;
+  std::size_t max_array = 10000;
   std::size_t max_map = 1024;
   std::size_t max_depth = 8;
 };

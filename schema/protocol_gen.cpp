@@ -1,7 +1,7 @@
 // claw-protocol-gen: writes schema/protocol_constants.hpp from schema/protocol.yaml.
 //
 // Usage: claw-protocol-gen schema/protocol.yaml > schema/protocol_constants.hpp
-// The output is committed; tests/schema_test.cpp fails when it differs from a fresh run.
+// The output is committed; tests/unit/schema_constants_test.cpp fails when it differs from a fresh run.
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>

@@ -94,7 +94,7 @@ TEST_CASE("exit code 100 is a permanent failure: dead after one attempt") {
 TEST_CASE("kill -9 of a worker mid-job: the job completes on another worker") {
   Cluster c(kFastHeartbeat);
   c.StartBroker();
-  auto& doomed = c.StartWorker("doomed", "long", "sleep 30");
+  auto& doomed = c.StartWorker("doomed", "long", "exec sleep 30");
   const auto id = c.Submit({"--type", "long", "--backoff", "100ms"});
   REQUIRE(c.WaitState(id, "running"));
   CHECK(c.Json({"status", id})["worker"] == "doomed");

@@ -1,0 +1,124 @@
+// Names people type and read: job states, status codes, command names and priorities (checked
+// against schema/protocol.yaml), and durations ("500ms", "30s", "5m").
+#include <doctest/doctest.h>
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <limits>
+#include <string>
+
+#include "schema/codec.hpp"
+#include "schema/duration.hpp"
+
+namespace claw::wire {
+namespace {
+
+YAML::Node LoadProtocol() {
+  YAML::Node root;
+  REQUIRE_NOTHROW(root = YAML::LoadFile(CLAW_SOURCE_DIR "/schema/protocol.yaml"));
+  return root;
+}
+
+TEST_CASE("every job state in protocol.yaml parses and names back to itself") {
+  const YAML::Node states = LoadProtocol()["job_states"];
+  REQUIRE(states.size() == kJobStates.size());
+  for (const auto& node : states) {
+    const auto name = node["name"].as<std::string>();
+    CAPTURE(name);
+    const auto state = ParseJobState(name);
+    REQUIRE(state.has_value());
+    CHECK(Name(*state) == name);
+  }
+  CHECK_FALSE(ParseJobState("Queued").has_value());
+  CHECK_FALSE(ParseJobState("").has_value());
+  CHECK_FALSE(ParseJobState("done").has_value());
+}
+
+TEST_CASE("succeeded, dead and cancelled are the final states") {
+  CHECK(IsFinal(JobState::kSucceeded));
+  CHECK(IsFinal(JobState::kDead));
+  CHECK(IsFinal(JobState::kCancelled));
+  CHECK_FALSE(IsFinal(JobState::kQueued));
+  CHECK_FALSE(IsFinal(JobState::kScheduled));
+  CHECK_FALSE(IsFinal(JobState::kRunning));
+}
+
+TEST_CASE("status codes and command codes carry the names protocol.yaml gives them") {
+  const YAML::Node root = LoadProtocol();
+  for (const auto& node : root["status_codes"]) {
+    CAPTURE(node["name"].as<std::string>());
+    CHECK(Name(static_cast<StatusCode>(node["code"].as<int>())) == node["name"].as<std::string>());
+  }
+  for (const auto& node : root["client"]["commands"]) {
+    CHECK(Name(static_cast<ClientCommand>(node["code"].as<int>())) ==
+          node["name"].as<std::string>());
+  }
+  for (const auto& node : root["worker"]["commands"]) {
+    CHECK(Name(static_cast<WorkerCommand>(node["code"].as<int>())) ==
+          node["name"].as<std::string>());
+  }
+  CHECK(Name(static_cast<StatusCode>(299)) == "UNKNOWN");
+}
+
+TEST_CASE("priorities parse from their names and from the digits 0-9") {
+  const YAML::Node priorities = LoadProtocol()["priorities"];
+  for (const auto& entry : priorities["names"]) {
+    const auto name = entry.first.as<std::string>();
+    const auto value = entry.second.as<std::uint32_t>();
+    CAPTURE(name);
+    CHECK(ParsePriority(name) == value);
+    CHECK(PriorityName(value) == name);
+  }
+  for (std::uint32_t p = 0; p <= 9; ++p) CHECK(ParsePriority(std::to_string(p)) == p);
+  CHECK(PriorityName(3) == "3");
+  CHECK(priorities["min"].as<int>() == 0);
+  CHECK(priorities["max"].as<int>() == 9);
+}
+
+TEST_CASE("a priority out of 0-9 or an unknown name is refused") {
+  for (const char* bad : {"10", "-1", "urgent", "", " 5", "5 ", "05", "Normal", "+5", "9.0"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(ParsePriority(bad).has_value());
+  }
+}
+
+TEST_CASE("durations parse with their unit") {
+  CHECK(ParseDuration("500ms") == 500);
+  CHECK(ParseDuration("30s") == 30'000);
+  CHECK(ParseDuration("5m") == 300'000);
+  CHECK(ParseDuration("1h") == 3'600'000);
+  CHECK(ParseDuration("2d") == 172'800'000);
+  CHECK(ParseDuration("0") == 0);
+  CHECK(ParseDuration("0s") == 0);
+}
+
+TEST_CASE("a duration without a unit, with a bad unit, negative, empty or too long is refused") {
+  for (const char* bad : {"30", "5x", "-1s", "", "s", "ms", "1.5s", "1 s", "1S", "10sm",
+                          "9223372036854775807s", "99999999999999999999ms"}) {
+    CAPTURE(bad);
+    auto parsed = ParseDuration(bad);
+    REQUIRE_FALSE(parsed.has_value());
+    CHECK(parsed.error().message.find("'" + std::string(bad) + "'") != std::string::npos);
+  }
+  CHECK(ParseDuration("9223372036854775807s").error().message.find("too long") !=
+        std::string::npos);
+  CHECK(ParseDuration(std::to_string(std::numeric_limits<std::int64_t>::max()) + "ms") ==
+        std::numeric_limits<std::int64_t>::max());
+}
+
+TEST_CASE("durations format in the largest unit that is exact") {
+  CHECK(FormatDuration(0) == "0ms");
+  CHECK(FormatDuration(500) == "500ms");
+  CHECK(FormatDuration(1500) == "1500ms");
+  CHECK(FormatDuration(30'000) == "30s");
+  CHECK(FormatDuration(300'000) == "5m");
+  CHECK(FormatDuration(3'600'000) == "1h");
+  CHECK(FormatDuration(172'800'000) == "2d");
+  for (const std::int64_t ms : {1, 999, 1000, 61'000, 90'000, 86'400'000, 123'456'789}) {
+    CAPTURE(ms);
+    CHECK(ParseDuration(FormatDuration(ms)) == ms);
+  }
+}
+
+}  // namespace
+}  // namespace claw::wire

@@ -1,0 +1,28 @@
+// Pure parsing of the worker's command-line values, kept out of main.cpp so it can be tested:
+// comma-separated lists (--broker a,b and --type t1,t2), job types and labels
+// (--label zone=eu-1).
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "schema/result.hpp"
+
+namespace claw::worker {
+
+// "a,b,,c" -> {"a", "b", "c"}: empty items are dropped, surrounding spaces trimmed.
+std::vector<std::string> SplitList(std::string_view text);
+
+// "key=value" -> {key, value}. The key must be non-empty; the value may be empty and may hold
+// further '=' characters.
+Result<std::pair<std::string, std::string>> ParseLabel(std::string_view text);
+
+// A job type as the protocol allows it: 1-128 bytes of [A-Za-z0-9_.:-].
+Status CheckJobType(std::string_view type);
+
+// "<hostname>-<pid>", the default worker id.
+std::string DefaultWorkerId();
+
+}  // namespace claw::worker

@@ -1,0 +1,497 @@
+// The worker loop: one thread owns the DEALER socket and polls it together with an eventfd that
+// handler threads signal when they have progress or an outcome to report. Each pass handles what
+// arrived, then sleeps until the next heartbeat or liveness deadline (or at most kStopCheck, to
+// notice the stop flag).
+//
+// Connection phases: kSendingReady (socket opened, READY waits for the connection to exist,
+// since the DEALER is IMMEDIATE), kAwaitingWelcome, kWelcomed; kDisconnected while the reconnect
+// delay runs. Jobs remember the connection they arrived on; when it is lost they are cancelled
+// and their outcomes dropped.
+#include "worker/worker.hpp"
+
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+
+#include "schema/duration.hpp"
+#include "schema/transport.hpp"
+#include "worker/handler_pool.hpp"
+#include "worker/heartbeat.hpp"
+#include "worker/log.hpp"
+#include "worker/reconnect_backoff.hpp"
+#include "worker/unique_fd.hpp"
+
+namespace claw::worker {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr milliseconds kStopCheck{100};
+// Messages read from the socket per pass, so a flood cannot starve handler results.
+constexpr int kMaxReceiveBatch = 1000;
+// Messages waiting for the socket to become writable; PROGRESS beyond it is dropped.
+constexpr std::size_t kMaxOutbox = 100000;
+// How long a closing socket may try to deliver DISCONNECT.
+constexpr int kCloseLingerMs = 1000;
+constexpr std::string_view kShuttingDown = "worker shutting down";
+// Larger than any message a broker sends (payload limit plus envelope).
+constexpr std::int64_t kMaxMessageBytes = 64 << 20;
+
+// What a handler thread hands to the loop.
+struct Event {
+  std::uint64_t token = 0;
+  std::variant<wire::ProgressReport, Outcome> what;
+};
+
+// Handler threads -> loop. Post never blocks on the loop; the eventfd wakes the loop's poll.
+class Mailbox {
+ public:
+  Mailbox() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+  bool valid() const { return fd_.valid(); }
+  int fd() const { return fd_.get(); }
+
+  void Post(Event event) {
+    bool was_empty = false;
+    {
+      std::lock_guard lock(mutex_);
+      was_empty = events_.empty();
+      events_.push_back(std::move(event));
+    }
+    if (was_empty) {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const auto written = ::write(fd_.get(), &one, sizeof one);
+    }
+  }
+
+  // Clears the wake-up before taking the events, so a Post racing with Take is either taken now
+  // or wakes the next poll.
+  std::deque<Event> Take() {
+    std::uint64_t count = 0;
+    [[maybe_unused]] const auto got = ::read(fd_.get(), &count, sizeof count);
+    std::deque<Event> taken;
+    std::lock_guard lock(mutex_);
+    taken.swap(events_);
+    return taken;
+  }
+
+ private:
+  UniqueFd fd_;
+  std::mutex mutex_;
+  std::deque<Event> events_;
+};
+
+struct ActiveJob {
+  std::string id;
+  std::string type;
+  std::uint64_t lease = 0;
+  std::uint32_t attempt = 0;
+  std::uint64_t connection = 0;
+  std::shared_ptr<JobContext> context;
+  bool cancel_requested = false;
+  Clock::time_point started;
+};
+
+std::string Elapsed(Clock::time_point since) {
+  const auto ms = std::chrono::duration_cast<milliseconds>(Clock::now() - since).count();
+  return std::to_string(ms) + "ms";
+}
+
+}  // namespace
+
+class Worker::Loop {
+ public:
+  Loop(const WorkerOptions& options, std::shared_ptr<const Handler> handler)
+      : options_(options),
+        handler_(std::move(handler)),
+        mailbox_(std::make_shared<Mailbox>()),
+        pool_(options.capacity),
+        timer_(milliseconds(wire::defaults::kHeartbeatMs), wire::defaults::kLiveness, Clock::now()),
+        random_(std::random_device{}()) {}
+
+  Status Run(const std::atomic<bool>& stop) {
+    if (!mailbox_->valid()) return Fail("cannot create an eventfd");
+    Connect(Clock::now());
+    Status status;
+    while (!stop.load(std::memory_order_relaxed)) {
+      status = Step();
+      if (!status) break;
+    }
+    Shutdown();
+    return status;
+  }
+
+ private:
+  enum class Phase { kDisconnected, kSendingReady, kAwaitingWelcome, kWelcomed };
+
+  bool Connected() const { return phase_ == Phase::kAwaitingWelcome || phase_ == Phase::kWelcomed; }
+  const std::string& Endpoint() const {
+    return options_.brokers[endpoint_index_ % options_.brokers.size()];
+  }
+
+  // One pass: wait for the socket, the mailbox or the next deadline, then handle all of them.
+  Status Step() {
+    auto now = Clock::now();
+    if (phase_ == Phase::kDisconnected && now >= reconnect_at_) Connect(now);
+
+    std::vector<zmq::pollitem_t> items;
+    items.push_back({nullptr, mailbox_->fd(), ZMQ_POLLIN, 0});
+    if (socket_) {
+      short events = ZMQ_POLLIN;
+      if (phase_ == Phase::kSendingReady || !outbox_.empty()) events |= ZMQ_POLLOUT;
+      items.push_back({socket_->handle(), 0, events, 0});
+    }
+    try {
+      zmq::poll(items, PollTimeout(now));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) return Fail(std::string("poll failed: ") + e.what());
+      return {};
+    }
+
+    if (items[0].revents & ZMQ_POLLIN) HandleEvents();
+    if (socket_ && items.size() > 1) {
+      if (items[1].revents & ZMQ_POLLIN) ReceiveAll();
+      if (socket_ && (items[1].revents & ZMQ_POLLOUT)) {
+        if (phase_ == Phase::kSendingReady) SendReady(Clock::now());
+        FlushOutbox();
+      }
+    }
+    CheckTimers(Clock::now());
+    return {};
+  }
+
+  milliseconds PollTimeout(Clock::time_point now) const {
+    Clock::time_point deadline = now + kStopCheck;
+    if (phase_ == Phase::kDisconnected) {
+      deadline = std::min(deadline, reconnect_at_);
+    } else {
+      deadline = std::min(deadline, timer_.NextDeadline());
+    }
+    // Round up so the loop does not wake a fraction of a millisecond early and spin.
+    const auto wait = std::chrono::ceil<milliseconds>(deadline - now);
+    return std::max(wait, milliseconds(0));
+  }
+
+  // ---- connection ----
+
+  void Connect(Clock::time_point now) {
+    auto socket = wire::ConnectDealer(context_, Endpoint(), kMaxMessageBytes);
+    if (!socket) {
+      Logger()->error("worker {}: {}", options_.id, socket.error().message);
+      ScheduleReconnect(now);
+      return;
+    }
+    socket_ = std::move(*socket);
+    phase_ = Phase::kSendingReady;
+    timer_ =
+        HeartbeatTimer(milliseconds(wire::defaults::kHeartbeatMs), wire::defaults::kLiveness, now);
+    Logger()->debug("worker {}: connecting to {}", options_.id, Endpoint());
+    SendReady(now);
+  }
+
+  void SendReady(Clock::time_point now) {
+    const wire::Ready ready{.worker_id = options_.id,
+                            .types = options_.types,
+                            .capacity = options_.capacity,
+                            .labels = options_.labels};
+    if (!wire::Send(*socket_, wire::Encode(wire::WorkerMessage(ready)))) return;
+    phase_ = Phase::kAwaitingWelcome;
+    timer_.Sent(now);
+  }
+
+  // Forgets the socket and everything tied to it, and schedules the next attempt.
+  void LoseConnection(Clock::time_point now, const std::string& reason) {
+    Logger()->warn("worker {}: lost broker {}: {}", options_.id, Endpoint(), reason);
+    socket_.reset();
+    outbox_.clear();
+    for (auto& [token, job] : jobs_) {
+      if (job.connection != connection_) continue;
+      Logger()->warn("job {} type={} attempt={} worker={}: cancelled, its connection was lost",
+                     job.id, job.type, job.attempt, options_.id);
+      job.context->RequestCancel();
+    }
+    ++connection_;
+    ++endpoint_index_;
+    ScheduleReconnect(now);
+  }
+
+  void ScheduleReconnect(Clock::time_point now) {
+    phase_ = Phase::kDisconnected;
+    const auto delay = backoff_.Next(std::uniform_real_distribution<double>(0.0, 1.0)(random_));
+    reconnect_at_ = now + delay;
+    Logger()->info("worker {}: reconnecting to {} in {}ms", options_.id, Endpoint(), delay.count());
+  }
+
+  void CheckTimers(Clock::time_point now) {
+    if (phase_ == Phase::kDisconnected) return;
+    if (timer_.PeerDead(now)) {
+      const auto silence = timer_.interval() * timer_.liveness();
+      LoseConnection(now, "no message for " + wire::FormatDuration(silence.count()));
+      return;
+    }
+    if (timer_.HeartbeatDue(now)) {
+      // Counted as sent even when nothing could go out (READY still waiting, or a full pipe), so
+      // the loop does not spin on a deadline in the past.
+      if (Connected() && outbox_.empty()) {
+        wire::Send(*socket_, wire::Encode(wire::WorkerMessage(wire::Heartbeat{})));
+      }
+      timer_.Sent(now);
+    }
+  }
+
+  // Sends in order: once something had to wait, everything after it waits too.
+  void SendMessage(wire::WorkerMessage message) {
+    if (outbox_.empty() && wire::Send(*socket_, wire::Encode(message))) {
+      timer_.Sent(Clock::now());
+      return;
+    }
+    if (outbox_.size() >= kMaxOutbox && std::holds_alternative<wire::ProgressReport>(message)) {
+      return;
+    }
+    outbox_.push_back(std::move(message));
+  }
+
+  void FlushOutbox() {
+    while (!outbox_.empty() && wire::Send(*socket_, wire::Encode(outbox_.front()))) {
+      outbox_.pop_front();
+      timer_.Sent(Clock::now());
+    }
+  }
+
+  // ---- broker -> worker ----
+
+  void ReceiveAll() {
+    for (int i = 0; i < kMaxReceiveBatch && socket_; ++i) {
+      auto frames = wire::Receive(*socket_, milliseconds(0));
+      if (!frames) break;
+      const auto now = Clock::now();
+      timer_.Received(now);
+      auto message = wire::DecodeWorkerMessage(wire::Views(*frames));
+      if (!message) {
+        Logger()->warn("worker {}: dropped a bad message from the broker: {}", options_.id,
+                       message.error().message);
+        continue;
+      }
+      Handle(std::move(*message), now);
+    }
+  }
+
+  void Handle(wire::WorkerMessage message, Clock::time_point now) {
+    if (auto* welcome = std::get_if<wire::Welcome>(&message)) {
+      timer_.Configure(milliseconds(welcome->heartbeat_ms), welcome->liveness);
+      phase_ = Phase::kWelcomed;
+      backoff_.Reset();
+      Logger()->info("worker {}: welcomed by {} (epoch {}, heartbeat {}ms, liveness {})",
+                     options_.id, Endpoint(), welcome->epoch, timer_.interval().count(),
+                     timer_.liveness());
+    } else if (auto* job = std::get_if<wire::JobDispatch>(&message)) {
+      StartJob(std::move(*job));
+    } else if (auto* cancel = std::get_if<wire::CancelJob>(&message)) {
+      CancelJob(*cancel);
+    } else if (auto* disconnect = std::get_if<wire::Disconnect>(&message)) {
+      LoseConnection(now, "broker said DISCONNECT: " + disconnect->reason);
+    } else if (!std::holds_alternative<wire::Heartbeat>(message)) {
+      Logger()->warn("worker {}: ignored {} from the broker", options_.id,
+                     wire::Name(wire::CommandOf(message)));
+    }
+  }
+
+  void StartJob(wire::JobDispatch job) {
+    if (jobs_.size() >= options_.capacity) {
+      Logger()->warn("job {} type={} attempt={} worker={}: refused, over capacity {}", job.id,
+                     job.type, job.attempt, options_.id, options_.capacity);
+      SendMessage(wire::Failed{.id = job.id, .lease = job.lease, .error = "worker over capacity"});
+      return;
+    }
+    const std::uint64_t token = ++next_token_;
+    ActiveJob active{.id = job.id,
+                     .type = job.type,
+                     .lease = job.lease,
+                     .attempt = job.attempt,
+                     .connection = connection_,
+                     .started = Clock::now()};
+    auto mailbox = mailbox_;
+    active.context =
+        std::make_shared<JobContext>(std::move(job), [mailbox, token](wire::ProgressReport report) {
+          mailbox->Post({token, std::move(report)});
+        });
+    Logger()->info("job {} type={} attempt={} worker={}: started", active.id, active.type,
+                   active.attempt, options_.id);
+    pool_.Submit([handler = handler_, context = active.context, mailbox, token] {
+      mailbox->Post({token, RunHandler(*handler, *context)});
+    });
+    jobs_.emplace(token, std::move(active));
+  }
+
+  void CancelJob(const wire::CancelJob& cancel) {
+    for (auto& [token, job] : jobs_) {
+      if (job.id != cancel.id || job.lease != cancel.lease || job.connection != connection_) {
+        continue;
+      }
+      if (!job.cancel_requested) {
+        Logger()->info("job {} type={} attempt={} worker={}: cancel requested{}{}", job.id,
+                       job.type, job.attempt, options_.id, cancel.reason.empty() ? "" : ": ",
+                       cancel.reason);
+        job.cancel_requested = true;
+        job.context->RequestCancel();
+      }
+      return;
+    }
+    Logger()->debug("worker {}: CANCEL for job {} lease {} that is not running here", options_.id,
+                    cancel.id, cancel.lease);
+  }
+
+  // ---- handlers -> worker ----
+
+  void HandleEvents() {
+    for (auto& event : mailbox_->Take()) {
+      auto found = jobs_.find(event.token);
+      if (found == jobs_.end()) continue;
+      ActiveJob& job = found->second;
+      const bool current = job.connection == connection_ && Connected();
+      if (auto* report = std::get_if<wire::ProgressReport>(&event.what)) {
+        if (current) SendMessage(std::move(*report));
+        continue;
+      }
+      Finish(job, std::get<Outcome>(std::move(event.what)), current);
+      jobs_.erase(found);
+    }
+  }
+
+  void Finish(const ActiveJob& job, Outcome outcome, bool current) {
+    const auto log = Logger();
+    if (!current) {
+      log->info(
+          "job {} type={} attempt={} worker={}: ended after {}; its connection is gone, outcome "
+          "not reported",
+          job.id, job.type, job.attempt, options_.id, Elapsed(job.started));
+      return;
+    }
+    if (job.cancel_requested) {
+      log->info("job {} type={} attempt={} worker={}: cancelled after {}", job.id, job.type,
+                job.attempt, options_.id, Elapsed(job.started));
+      SendMessage(wire::Failed{.id = job.id, .lease = job.lease, .error = "cancelled"});
+    } else if (outcome.succeeded) {
+      log->info("job {} type={} attempt={} worker={}: succeeded in {} ({} bytes)", job.id, job.type,
+                job.attempt, options_.id, Elapsed(job.started), outcome.result.size());
+      SendMessage(
+          wire::Done{.id = job.id, .lease = job.lease, .result = std::move(outcome.result)});
+    } else {
+      log->info("job {} type={} attempt={} worker={}: failed{} after {}: {}", job.id, job.type,
+                job.attempt, options_.id, outcome.permanent ? " permanently" : "",
+                Elapsed(job.started), outcome.error);
+      SendMessage(wire::Failed{.id = job.id,
+                               .lease = job.lease,
+                               .error = std::move(outcome.error),
+                               .permanent = outcome.permanent});
+    }
+  }
+
+  // ---- shutdown ----
+
+  void Shutdown() {
+    const auto log = Logger();
+    if (!jobs_.empty()) {
+      log->info("worker {}: stopping {} running job(s)", options_.id, jobs_.size());
+    }
+    // The session ends at once: running jobs are failed (retryable, so they run elsewhere) before
+    // DISCONNECT, as the protocol asks, rather than after their handlers have wound down.
+    for (auto& [token, job] : jobs_) {
+      job.context->RequestCancel();
+      if (job.connection != connection_ || !Connected()) continue;
+      log->info("job {} type={} attempt={} worker={}: failed, worker shutting down", job.id,
+                job.type, job.attempt, options_.id);
+      SendMessage(
+          wire::Failed{.id = job.id, .lease = job.lease, .error = std::string(kShuttingDown)});
+    }
+    if (socket_ && Connected()) SendMessage(wire::Disconnect{std::string(kShuttingDown)});
+    // Nothing more goes to the broker: outcomes that arrive from here on are dropped.
+    ++connection_;
+
+    const auto deadline = Clock::now() + options_.shutdown_grace;
+    while (!jobs_.empty() && Clock::now() < deadline) {
+      const auto wait = std::chrono::ceil<milliseconds>(deadline - Clock::now());
+      zmq::pollitem_t item{nullptr, mailbox_->fd(), ZMQ_POLLIN, 0};
+      try {
+        zmq::poll(&item, 1, std::max(wait, milliseconds(0)));
+      } catch (const zmq::error_t&) {
+        // Interrupted by a signal: the deadline still bounds the wait.
+      }
+      HandleEvents();
+    }
+    // Idle threads exit at once; only handlers still running after the grace are detached.
+    const std::size_t detached =
+        pool_.Stop(jobs_.empty() ? HandlerPool::kDestructorGrace : milliseconds(0));
+    if (!jobs_.empty() || detached > 0) {
+      log->warn("worker {}: {} handler(s) did not stop within {}ms; leaving them", options_.id,
+                std::max(jobs_.size(), detached), options_.shutdown_grace.count());
+    }
+    if (socket_) {
+      try {
+        socket_->set(zmq::sockopt::linger, kCloseLingerMs);
+      } catch (const zmq::error_t&) {
+        // The socket closes without lingering; DISCONNECT may be lost, the broker's liveness
+        // check covers it.
+      }
+      socket_.reset();
+    }
+    log->info("worker {}: stopped", options_.id);
+  }
+
+  const WorkerOptions& options_;
+  const std::shared_ptr<const Handler> handler_;
+  const std::shared_ptr<Mailbox> mailbox_;
+  HandlerPool pool_;
+  zmq::context_t context_{1};
+  std::optional<zmq::socket_t> socket_;
+  Phase phase_ = Phase::kDisconnected;
+  std::uint64_t connection_ = 1;
+  std::size_t endpoint_index_ = 0;
+  Clock::time_point reconnect_at_;
+  HeartbeatTimer timer_;
+  ReconnectBackoff backoff_;
+  std::mt19937_64 random_;
+  std::deque<wire::WorkerMessage> outbox_;
+  std::unordered_map<std::uint64_t, ActiveJob> jobs_;
+  std::uint64_t next_token_ = 0;
+};
+
+Worker::Worker(WorkerOptions options, Handler handler)
+    : options_(std::move(options)), handler_(std::make_shared<const Handler>(std::move(handler))) {}
+
+Worker::~Worker() = default;
+
+Status Worker::Run(const std::atomic<bool>& stop) {
+  if (options_.brokers.empty()) return Fail("no broker endpoint given");
+  if (options_.types.empty()) return Fail("no job type given");
+  if (options_.capacity < 1 || options_.capacity > wire::limits::kMaxCapacity) {
+    return Fail("capacity must be 1-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +
+                std::to_string(options_.capacity));
+  }
+  if (options_.id.empty() ||
+      options_.id.size() > static_cast<std::size_t>(wire::limits::kMaxWorkerIdBytes)) {
+    return Fail("worker id must be 1-" + std::to_string(wire::limits::kMaxWorkerIdBytes) +
+                " bytes");
+  }
+  {
+    // Endpoints do not change while the worker runs: a typo is caught here, not at failover.
+    zmq::context_t probe(1);
+    for (const auto& endpoint : options_.brokers) {
+      auto socket = wire::ConnectDealer(probe, endpoint, kMaxMessageBytes);
+      if (!socket) return Fail(socket.error().message);
+    }
+  }
+  Loop loop(options_, handler_);
+  return loop.Run(stop);
+}
+
+}  // namespace claw::worker

@@ -1,0 +1,62 @@
+// The Claw worker library: connects to a broker, announces the job types it runs, and runs each
+// JOB the broker sends through a Handler on a fixed pool of `capacity` threads, reporting
+// PROGRESS, DONE and FAIL back with the job's lease.
+//
+//   claw::worker::Worker worker({.brokers = {"tcp://127.0.0.1:5555"}, .id = "w1",
+//                                .types = {"resize"}, .capacity = 4},
+//                               [](claw::worker::JobContext& job) {
+//                                 job.ReportProgress(50, "halfway");
+//                                 return claw::worker::Outcome::Success("done");
+//                               });
+//   std::atomic<bool> stop = false;   // set from a signal handler
+//   auto status = worker.Run(stop);
+//
+// One thread (the caller of Run) owns the ZeroMQ socket; handlers never block it, so the worker
+// keeps heartbeating while jobs run. When the broker falls silent for liveness * heartbeat_ms or
+// says DISCONNECT, the worker cancels the jobs of that connection (the broker no longer counts
+// them as ours, and their outcomes are dropped), waits a backoff and connects again, to the next
+// endpoint in `brokers`.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "schema/codec.hpp"
+#include "schema/result.hpp"
+#include "worker/job_context.hpp"
+
+namespace claw::worker {
+
+struct WorkerOptions {
+  std::vector<std::string> brokers;  // ZeroMQ endpoints, tried in turn
+  std::string id;
+  std::vector<std::string> types;
+  std::uint32_t capacity = 1;
+  wire::Labels labels;
+  // At shutdown, how long to wait for cancelled handlers to return.
+  std::chrono::milliseconds shutdown_grace{5000};
+};
+
+class Worker {
+ public:
+  Worker(WorkerOptions options, Handler handler);
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+  ~Worker();
+
+  // Runs until `stop` is true (looked at least every 100 ms), then says DISCONNECT, cancels the
+  // running handlers and returns. Fails at once on bad options (no broker, no type, capacity out
+  // of range, empty or over-long id, an endpoint ZeroMQ refuses).
+  Status Run(const std::atomic<bool>& stop);
+
+ private:
+  class Loop;
+  WorkerOptions options_;
+  std::shared_ptr<const Handler> handler_;
+};
+
+}  // namespace claw::worker
