@@ -34,7 +34,7 @@ Now ClockNow() {
 }
 
 Result<std::unique_ptr<Server>> Server::Start(const BrokerConfig& config) {
-  std::unique_ptr<Server> server(new Server());
+  auto server = std::make_unique<Server>(PrivateTag{});
   server->config_ = config;
   std::error_code ec;
   std::filesystem::create_directories(config.data_dir, ec);

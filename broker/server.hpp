@@ -29,7 +29,12 @@ class Server {
   std::string endpoint();
 
  private:
-  Server() = default;
+  struct PrivateTag {};
+
+ public:
+  explicit Server(PrivateTag) {}
+
+ private:
   void Flush(Now now);
 
   BrokerConfig config_;

@@ -113,28 +113,10 @@ class Harness {
 
   // Everything in the outbox for `to`, decoded; the rest stays in the outbox.
   std::vector<wire::ClientReply> RepliesTo(const std::string& to) {
-    std::vector<wire::ClientReply> replies;
-    for (auto& o : Drain(to)) {
-      std::vector<std::string_view> frames{
-          o.frames.header, std::string_view(reinterpret_cast<const char*>(&o.frames.command), 1),
-          o.frames.body};
-      auto reply = wire::DecodeClientReply(frames);
-      REQUIRE(reply.has_value());
-      replies.push_back(*reply);
-    }
-    return replies;
+    return DecodeAll<wire::ClientReply>(to, wire::DecodeClientReply);
   }
   std::vector<wire::WorkerMessage> MessagesTo(const std::string& to) {
-    std::vector<wire::WorkerMessage> messages;
-    for (auto& o : Drain(to)) {
-      std::vector<std::string_view> frames{
-          o.frames.header, std::string_view(reinterpret_cast<const char*>(&o.frames.command), 1),
-          o.frames.body};
-      auto message = wire::DecodeWorkerMessage(frames);
-      REQUIRE(message.has_value());
-      messages.push_back(*message);
-    }
-    return messages;
+    return DecodeAll<wire::WorkerMessage>(to, wire::DecodeWorkerMessage);
   }
   template <typename T>
   std::vector<T> Only(const std::vector<wire::WorkerMessage>& messages) {
@@ -149,6 +131,20 @@ class Harness {
   }
 
  private:
+  template <typename T, typename Decode>
+  std::vector<T> DecodeAll(const std::string& to, Decode decode) {
+    std::vector<T> out;
+    for (auto& o : Drain(to)) {
+      const char* command = reinterpret_cast<const char*>(&o.frames.command);
+      std::vector<std::string_view> frames{o.frames.header, std::string_view(command, 1),
+                                           o.frames.body};
+      auto decoded = decode(frames, wire::DecodeLimits{});
+      REQUIRE(decoded.has_value());
+      out.push_back(std::move(*decoded));
+    }
+    return out;
+  }
+
   std::vector<Outgoing> Drain(const std::string& to) {
     std::vector<Outgoing> mine, rest;
     for (auto& o : core_->outbox()) (o.to.routing_id == to ? mine : rest).push_back(std::move(o));
