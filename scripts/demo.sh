@@ -41,16 +41,7 @@ say "start a broker on $endpoint (data in $demo/data, SQLite WAL, fsync per comm
 start_broker
 client ping
 
-say "start two workers: 'shout' runs an external command, 'wordcount' is the C++ example"
-"$bin/claw-worker" --broker "$endpoint" --id shouter --type shout --capacity 1 \
-  --exec 'for i in 1 2 3; do echo "progress $((i * 33)) step $i" >&"$CLAW_PROGRESS_FD"; sleep 0.2; done; tr a-z A-Z' \
-  >> "$demo/worker-shout.log" 2>&1 &
-pids+=($!)
-"$bin/claw-example-worker" --broker "$endpoint" --type wordcount --capacity 2 \
-  >> "$demo/worker-wordcount.log" 2>&1 &
-pids+=($!)
-
-say "submit jobs of mixed priority"
+say "submit jobs of mixed priority (no worker is running yet, so they queue)"
 ids=()
 submit() {
   local id
@@ -65,12 +56,23 @@ submit --type wordcount --payload "the quick brown fox jumps over the lazy dog"
 submit --type wordcount --priority high --payload "claw spreads the work and never loses it"
 submit --type shout --priority high --payload "high priority"
 
-say "wait for each job and print its result"
+say "start two workers: 'shout' runs an external command, 'wordcount' is the C++ example"
+"$bin/claw-worker" --broker "$endpoint" --id shouter --type shout --capacity 1 \
+  --exec 'echo "$CLAW_JOB_ID" >> '"$demo/ran.txt"'; for i in 1 2 3; do echo "progress $((i * 33)) step $i" >&"$CLAW_PROGRESS_FD"; sleep 0.2; done; tr a-z A-Z' \
+  >> "$demo/worker-shout.log" 2>&1 &
+pids+=($!)
+"$bin/claw-example-worker" --broker "$endpoint" --type wordcount --capacity 2 \
+  >> "$demo/worker-wordcount.log" 2>&1 &
+pids+=($!)
+
+say "wait for the first job, with its progress, then print every result"
+client wait "${ids[0]}" --timeout 60s > /dev/null
 for id in "${ids[@]}"; do
-  printf '  %-6s -> %s\n' "$id" "$(client wait "$id" --timeout 60s)"
+  printf '  %-6s -> %s\n' "$id" "$(client wait "$id" --timeout 60s 2> /dev/null)"
 done
 
-say "the order the shout jobs ran in (priority first)"
+say "the shout jobs ran in this order (highest priority first)"
+echo "  $(tr '\n' ' ' < "$demo/ran.txt")"
 client list --type shout
 
 say "durability: stop the workers, submit 3 jobs, kill -9 the broker, restart it"
@@ -88,7 +90,7 @@ start_broker
   >> "$demo/worker-shout.log" 2>&1 &
 pids+=($!)
 for id in "${late[@]}"; do
-  printf '  %-6s -> %s\n' "$id" "$(client wait "$id" --timeout 60s)"
+  printf '  %-6s -> %s\n' "$id" "$(client wait "$id" --timeout 60s 2> /dev/null)"
 done
 
 say "the cluster"
