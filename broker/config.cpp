@@ -60,15 +60,44 @@ class Loader {
   }
 
   Status Broker(const YAML::Node& n, const std::string& path) {
+    return Section(
+        n, path,
+        {
+            {"bind", Str(c_.bind)},
+            {"data", Str(c_.data_dir)},
+            {"logLevel", Str(c_.log_level)},
+            {"durability", Str(c_.durability)},
+            {"heartbeat", Duration(c_.core.heartbeat_ms)},
+            {"liveness", Uint(c_.core.liveness)},
+            {"maxPayload", Uint(c_.core.max_payload_bytes)},
+            {"pair", [&](const YAML::Node& p, const std::string& pk) { return Pair(p, pk); }},
+        });
+  }
+
+  Status Pair(const YAML::Node& n, const std::string& path) {
+    c_.pair.enabled = true;
     return Section(n, path,
                    {
-                       {"bind", Str(c_.bind)},
-                       {"data", Str(c_.data_dir)},
-                       {"logLevel", Str(c_.log_level)},
-                       {"durability", Str(c_.durability)},
-                       {"heartbeat", Duration(c_.core.heartbeat_ms)},
-                       {"liveness", Uint(c_.core.liveness)},
-                       {"maxPayload", Uint(c_.core.max_payload_bytes)},
+                       {"role",
+                        [&](const YAML::Node& r, const std::string& rk) -> Status {
+                          if (r.IsScalar() && (r.Scalar() == "primary" || r.Scalar() == "backup")) {
+                            c_.pair.primary = r.Scalar() == "primary";
+                            return {};
+                          }
+                          return Fail(Where(file_, r, rk) + ": role must be primary or backup");
+                        }},
+                       {"peerBind", Str(c_.pair.peer_bind)},
+                       {"peer", Str(c_.pair.peer)},
+                       {"replication",
+                        [&](const YAML::Node& r, const std::string& rk) -> Status {
+                          if (r.IsScalar() && (r.Scalar() == "sync" || r.Scalar() == "async")) {
+                            c_.pair.sync = r.Scalar() == "sync";
+                            return {};
+                          }
+                          return Fail(Where(file_, r, rk) + ": replication must be sync or async");
+                        }},
+                       {"heartbeat", Duration(c_.pair.heartbeat_ms)},
+                       {"ackTimeout", Duration(c_.pair.ack_timeout_ms)},
                    });
   }
 
@@ -172,6 +201,11 @@ Status Validate(const BrokerConfig& c) {
   if (c.core.max_pending == 0) return Fail("maxPending must be >= 1");
   if (c.core.jitter_percent > 100) return Fail("jitterPercent must be 0-100");
   if (c.bind.empty()) return Fail("bind must name an endpoint");
+  if (c.pair.enabled) {
+    if (c.pair.peer_bind.empty()) return Fail("a broker pair needs peerBind (--peer-bind)");
+    if (c.pair.peer.empty()) return Fail("a broker pair needs peer (--peer)");
+    if (c.pair.heartbeat_ms == 0) return Fail("the pair heartbeat must be > 0");
+  }
   return {};
 }
 

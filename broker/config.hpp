@@ -11,6 +11,17 @@
 
 namespace claw::broker {
 
+// Two brokers as an active-passive pair (Binary Star): see broker/binary_star.hpp.
+struct PairConfig {
+  bool enabled = false;
+  bool primary = true;    // --primary or --backup
+  std::string peer_bind;  // our endpoint for the peer (state heartbeats and replication)
+  std::string peer;       // the peer's peer_bind endpoint
+  bool sync = true;       // ACCEPTED waits for the standby (sync) or not (async)
+  std::uint64_t heartbeat_ms = wire::defaults::kPeerHeartbeatMs;
+  std::uint64_t ack_timeout_ms = wire::defaults::kReplicationAckTimeoutMs;
+};
+
 struct BrokerConfig {
   std::string bind = "tcp://*:5555";
   std::string data_dir = "./claw-data";
@@ -19,6 +30,7 @@ struct BrokerConfig {
   // "normal" (survives a broker crash, not power loss) or "off".
   std::string durability = "full";
   CoreConfig core;
+  PairConfig pair;
 };
 
 // Applies the settings in the YAML file at `path` over `base`.

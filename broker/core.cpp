@@ -116,6 +116,7 @@ void Core::OnInbound(const wire::Envelope& from, wire::Inbound message, Now now)
     Dispatch(now);
     return;
   }
+  assert(std::holds_alternative<wire::ClientRequest>(message) && "the server keeps peer messages");
   auto& request = std::get<wire::ClientRequest>(message);
   std::visit(
       [&](auto& r) {
@@ -864,6 +865,7 @@ wire::ClusterInfo Core::Cluster(Now now) const {
   }
   for (const auto& d : ready_.Depths()) info.queues.push_back({d.type, d.priority, d.depth});
   info.malformed = malformed_;
+  if (pair_info_) info.pair = pair_info_(now);
   return info;
 }
 

@@ -20,6 +20,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -90,6 +91,11 @@ class Core {
   std::int64_t MillisUntilDue(Now now) const;
 
   std::vector<Outgoing>& outbox() { return outbox_; }
+
+  // Where CLUSTER replies get the broker pair's state from (none for a standalone broker).
+  void set_pair_info(std::function<std::optional<wire::PairInfo>(Now)> source) {
+    pair_info_ = std::move(source);
+  }
 
   // For tests and the cluster view.
   std::uint64_t epoch() const { return epoch_; }
@@ -209,6 +215,7 @@ class Core {
   std::optional<Batch> in_flight_;
   std::vector<Outgoing> outbox_;
   std::uint64_t malformed_ = 0;
+  std::function<std::optional<wire::PairInfo>(Now)> pair_info_;
 };
 
 }  // namespace claw::broker

@@ -13,29 +13,8 @@ namespace claw::broker {
 // Jobs are numbered in order of acceptance; the printable id is derived from the number.
 using Seq = std::uint64_t;
 
-struct Job {
-  Seq seq = 0;
-  std::string type;
-  std::string payload;
-  std::uint32_t priority = wire::kPriorityNormal;
-  wire::JobState state = wire::JobState::kQueued;
-  std::uint64_t timeout_ms = 0;
-  std::uint32_t max_attempts = 1;
-  std::uint64_t backoff_ms = 0;
-  std::uint64_t max_backoff_ms = 0;
-  std::string key;  // idempotency key; empty: none
-  std::uint32_t attempts = 0;
-  std::int64_t created_at = 0;  // wall clock, Unix ms
-  std::int64_t updated_at = 0;  // wall clock, Unix ms
-  std::int64_t run_at = 0;      // wall clock, Unix ms; when a scheduled job becomes queued
-  std::string worker;           // worker of the current or last attempt
-  std::string error;            // last attempt's error
-  std::optional<std::string> result;
-  std::optional<wire::Progress> progress;
-  std::optional<std::string> checkpoint;
-
-  bool operator==(const Job&) const = default;
-};
+// The persisted record; the same struct travels to the standby broker.
+using Job = wire::JobRecord;
 
 // "j-42" for 42.
 std::string FormatJobId(Seq seq);

@@ -20,10 +20,9 @@ namespace claw::broker {
 
 // One group commit: every write in it lands in one transaction, or none does.
 struct WriteBatch {
-  struct Write {
-    bool insert = false;  // true: a new row with every column; false: update the mutable columns
-    Job job;              // the job as it is after this batch
-  };
+  // insert: a new row with every column; otherwise the new values of the mutable columns.
+  // The same rows travel to the standby broker.
+  using Write = wire::RecordWrite;
   std::vector<Write> writes;
 };
 
@@ -51,6 +50,14 @@ class JobStore {
   virtual Result<Seq> MaxSeq() = 0;
   // Increments the persisted epoch and returns the new value (1 on a new store).
   virtual Result<std::uint64_t> NextEpoch() = 0;
+  // The persisted epoch (0 on a new store).
+  virtual Result<std::uint64_t> Epoch() = 0;
+
+  // For the broker pair. Up to `limit` jobs with seq > `after`, in seq order (every state).
+  virtual Result<std::vector<Job>> Scan(Seq after, std::uint32_t limit) = 0;
+  // Makes the store hold exactly `jobs` and `epoch` (a standby taking the active's snapshot),
+  // in one transaction.
+  virtual Status ReplaceAll(const std::vector<Job>& jobs, std::uint64_t epoch) = 0;
 };
 
 }  // namespace claw::broker

@@ -28,6 +28,14 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
   app.add_option("--durability", durability, "full (fsync every commit, default), normal or off");
   app.add_option("--heartbeat", heartbeat, "worker heartbeat interval, e.g. 1s");
+  bool primary = false, backup = false;
+  std::string peer_bind, peer, replication;
+  auto* primary_flag = app.add_flag("--primary", primary, "the primary of a broker pair");
+  app.add_flag("--backup", backup, "the backup of a broker pair")->excludes(primary_flag);
+  app.add_option("--peer-bind", peer_bind, "endpoint for the peer broker (pair only)");
+  app.add_option("--peer", peer, "the peer broker's --peer-bind endpoint (pair only)");
+  app.add_option("--replication", replication, "sync (default) or async (pair only)")
+      ->check(CLI::IsMember({"sync", "async"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -55,6 +63,17 @@ int main(int argc, char** argv) {
       return 2;
     }
     config.core.heartbeat_ms = static_cast<std::uint64_t>(*ms);
+  }
+  if (primary || backup) {
+    config.pair.enabled = true;
+    config.pair.primary = primary;
+  }
+  if (!peer_bind.empty()) config.pair.peer_bind = peer_bind;
+  if (!peer.empty()) config.pair.peer = peer;
+  if (!replication.empty()) config.pair.sync = replication == "sync";
+  if (!config.pair.enabled && (!peer_bind.empty() || !peer.empty() || !replication.empty())) {
+    std::cerr << "claw-broker: --peer-bind, --peer and --replication need --primary or --backup\n";
+    return 2;
   }
   if (auto valid = claw::broker::Validate(config); !valid) {
     std::cerr << "claw-broker: " << valid.error().message << "\n";

@@ -14,8 +14,8 @@
 namespace claw::broker {
 namespace {
 
-// Messages taken from the socket before the loop commits and sends; bounds the time between
-// two looks at the writer and the clock.
+// Messages taken from a socket before the loop commits and sends; bounds the time between two
+// looks at the writer and the clock.
 constexpr int kMaxMessagesPerTurn = 4096;
 // The longest the loop sleeps with nothing due, so that it notices a stop request.
 constexpr std::int64_t kMaxSleepMs = 200;
@@ -23,6 +23,14 @@ constexpr std::int64_t kMaxSleepMs = 200;
 std::string UpperCase(std::string s) {
   for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   return s;
+}
+
+std::optional<BStarEvent> PeerEvent(std::string_view state) {
+  if (state == Name(BStarState::kPrimary)) return BStarEvent::kPeerPrimary;
+  if (state == Name(BStarState::kBackup)) return BStarEvent::kPeerBackup;
+  if (state == Name(BStarState::kActive)) return BStarEvent::kPeerActive;
+  if (state == Name(BStarState::kPassive)) return BStarEvent::kPeerPassive;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -49,25 +57,48 @@ Result<std::unique_ptr<Server>> Server::Start(const BrokerConfig& config) {
   const SqliteOptions options{UpperCase(config.durability)};
   auto writer_store = SqliteJobStore::Open(db_path, options);
   if (!writer_store) return std::unexpected(writer_store.error());
-  auto epoch = (*writer_store)->NextEpoch();
-  if (!epoch) return std::unexpected(epoch.error());
   auto reader = SqliteJobStore::Open(db_path, options);
   if (!reader) return std::unexpected(reader.error());
   server->reader_ = std::move(*reader);
-  server->writer_ = std::make_unique<StoreWriter>(server->context_, std::move(*writer_store));
-  server->core_ =
-      std::make_unique<Core>(config.core, *server->reader_, *epoch, std::random_device{}());
-  const Now now = ClockNow();
-  if (auto s = server->core_->Recover(now); !s) return std::unexpected(s.error());
+  auto epoch = server->reader_->Epoch();
+  if (!epoch) return std::unexpected(epoch.error());
+  server->epoch_ = *epoch;
+
+  std::unique_ptr<Replicator> replicator;
+  const auto& pair = config.pair;
+  if (pair.enabled) {
+    replicator = std::make_unique<Replicator>(
+        server->context_, pair.peer, pair.sync, std::chrono::milliseconds(pair.ack_timeout_ms),
+        static_cast<std::uint32_t>(wire::defaults::kSnapshotChunkJobs));
+  }
+  server->writer_ = std::make_unique<StoreWriter>(server->context_, std::move(*writer_store),
+                                                  std::move(replicator));
   // Limits: a body may hold a payload at the limit plus its fields; ZeroMQ drops a peer that
   // sends a larger message, and the codec refuses a larger body with TOO_LARGE.
   server->limits_.max_body_bytes = config.core.max_payload_bytes + 64 * 1024;
+  server->peer_limits_.max_body_bytes = std::size_t{1} << 30;
+  server->peer_limits_.max_array = 10'000'000;
   auto router = wire::BindRouter(server->context_, config.bind,
                                  static_cast<std::int64_t>(server->limits_.max_body_bytes) * 2);
   if (!router) return std::unexpected(router.error());
   server->router_ = std::move(*router);
-  spdlog::info("listening on {}, data in {} (durability {}, epoch {})", server->endpoint(),
-               config.data_dir, config.durability, *epoch);
+
+  if (pair.enabled) {
+    auto peer_router = wire::BindRouter(server->context_, pair.peer_bind, -1);
+    if (!peer_router) return std::unexpected(peer_router.error());
+    server->peer_router_ = std::move(*peer_router);
+    auto peer_dealer = wire::ConnectDealer(server->context_, pair.peer, -1);
+    if (!peer_dealer) return std::unexpected(peer_dealer.error());
+    server->peer_dealer_ = std::move(*peer_dealer);
+    server->state_ = pair.primary ? BStarState::kPrimary : BStarState::kBackup;
+    spdlog::info("listening on {} as the {} of a pair (peer {}, replication {}), data in {}",
+                 server->endpoint(), pair.primary ? "primary" : "backup", pair.peer,
+                 pair.sync ? "sync" : "async", config.data_dir);
+  } else {
+    if (auto s = server->BecomeActive(ClockNow()); !s) return std::unexpected(s.error());
+    spdlog::info("listening on {}, data in {} (durability {}, epoch {})", server->endpoint(),
+                 config.data_dir, config.durability, server->epoch_);
+  }
   return server;
 }
 
@@ -77,48 +108,340 @@ Server::~Server() {
 
 std::string Server::endpoint() { return wire::BoundEndpoint(router_); }
 
-Status Server::Run(const std::atomic<bool>& stop) {
-  zmq::pollitem_t items[] = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                             {writer_->socket().handle(), 0, ZMQ_POLLIN, 0}};
-  while (!stop.load()) {
-    const std::int64_t due = core_->MillisUntilDue(ClockNow());
-    const std::int64_t wait = due < 0 ? kMaxSleepMs : std::min(due, kMaxSleepMs);
-    try {
-      zmq::poll(items, 2, std::chrono::milliseconds(wait));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) return Fail(std::string("poll failed: ") + e.what());
-      continue;
-    }
-    Now now = ClockNow();
-    if (items[1].revents & ZMQ_POLLIN) {
-      if (auto result = writer_->TakeResult()) core_->OnBatchDone(*result, now);
-    }
-    for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
-      auto in = wire::ReceiveInbound(router_, limits_);
-      if (!in) break;
-      if (in->message) {
-        core_->OnInbound(in->from, std::move(*in->message), now);
-      } else {
-        core_->OnMalformed(in->from, in->message.error(), now);
-      }
-    }
-    core_->OnTick(now);
-    if (auto batch = core_->TakeBatch()) writer_->Submit(std::move(*batch));
-    Flush(now);
-  }
-  // Commit what is pending before leaving, so a clean stop keeps every change.
-  spdlog::info("stopping: committing pending changes");
-  while (true) {
-    if (core_->batch_in_flight()) core_->OnBatchDone(writer_->WaitResult(), ClockNow());
-    auto batch = core_->TakeBatch();
-    Flush(ClockNow());
-    if (!batch) break;
-    writer_->Submit(std::move(*batch));
+Status Server::BecomeActive(Now now) {
+  // Whatever the store writer holds from the old active must be on disk before Recover reads.
+  DrainWriter(now);
+  auto epoch = reader_->NextEpoch();
+  if (!epoch) return std::unexpected(epoch.error());
+  epoch_ = *epoch;
+  CoreConfig core_config = config_.core;
+  core_config.role = config_.pair.enabled ? "active" : "standalone";
+  core_ = std::make_unique<Core>(core_config, *reader_, epoch_, std::random_device{}());
+  core_->set_pair_info([this](Now at) { return PairInfo(at); });
+  if (auto s = core_->Recover(now); !s) return s;
+  state_ = BStarState::kActive;
+  if (config_.pair.enabled) {
+    tasks_.push_back({WriterTask{.kind = WriterTask::Kind::kActivate, .epoch = epoch_}});
+    spdlog::info("active with epoch {}", epoch_);
   }
   return {};
 }
 
+Status Server::Run(const std::atomic<bool>& stop) {
+  std::vector<zmq::pollitem_t> items = {{router_.handle(), 0, ZMQ_POLLIN, 0},
+                                        {writer_->socket().handle(), 0, ZMQ_POLLIN, 0}};
+  if (config_.pair.enabled) items.push_back({peer_router_.handle(), 0, ZMQ_POLLIN, 0});
+  while (!stop.load()) {
+    const Now before = ClockNow();
+    std::int64_t wait = kMaxSleepMs;
+    if (core_) {
+      const std::int64_t due = core_->MillisUntilDue(before);
+      if (due >= 0) wait = std::min(wait, due);
+    }
+    if (config_.pair.enabled)
+      wait = std::min(wait, std::max<std::int64_t>(0, next_state_ms_ - before.mono_ms));
+    try {
+      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) return Fail(std::string("poll failed: ") + e.what());
+      continue;
+    }
+    const Now now = ClockNow();
+    if (items[1].revents & ZMQ_POLLIN) {
+      if (auto result = writer_->TakeResult()) OnWriterResult(std::move(*result), now);
+    }
+    if (config_.pair.enabled) {
+      for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
+        auto in = wire::ReceiveInbound(peer_router_, peer_limits_);
+        if (!in) break;
+        if (!in->message || !std::holds_alternative<wire::PeerMessage>(*in->message)) continue;
+        HandlePeer(in->from, std::move(std::get<wire::PeerMessage>(*in->message)), now);
+      }
+      if (fatal_) return std::unexpected(*fatal_);
+      PairTick(now);
+    }
+    for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
+      auto in = wire::ReceiveInbound(router_, limits_);
+      if (!in) break;
+      HandleInbound(std::move(*in), now);
+    }
+    if (core_) core_->OnTick(now);
+    FeedWriter();
+    Flush(now);
+  }
+  // Commit what is pending before leaving, so a clean stop keeps every change.
+  spdlog::info("stopping: committing pending changes");
+  DrainWriter(ClockNow());
+  while (core_) {
+    auto batch = core_->TakeBatch();
+    Flush(ClockNow());
+    if (!batch) break;
+    tasks_.push_back({WriterTask{.kind = WriterTask::Kind::kApply, .batch = std::move(*batch)},
+                      /*from_core=*/true});
+    DrainWriter(ClockNow());
+  }
+  return {};
+}
+
+void Server::HandleInbound(wire::BrokerInbound in, Now now) {
+  if (!in.message) {
+    if (core_) {
+      core_->OnMalformed(in.from, in.message.error(), now);
+    } else if (in.message.error().answerable &&
+               in.message.error().dialog == wire::Dialog::kClient) {
+      wire::ClientReply reply{
+          .command = static_cast<wire::ClientCommand>(in.message.error().command),
+          .rid = in.message.error().rid,
+          .status = in.message.error().status};
+      reply.message = in.message.error().message;
+      Send(in.from, wire::Encode(reply));
+    }
+    return;
+  }
+  if (std::holds_alternative<wire::PeerMessage>(*in.message)) {
+    if (core_) {
+      wire::DecodeError error;
+      error.dialog = wire::Dialog::kPeer;
+      error.message = "a peer message on the client endpoint";
+      core_->OnMalformed(in.from, error, now);
+    }
+    return;
+  }
+  if (state_ == BStarState::kActive) {
+    core_->OnInbound(in.from, std::move(*in.message), now);
+  } else {
+    HandleWhileNotActive(in.from, std::move(*in.message), now);
+  }
+}
+
+void Server::HandleWhileNotActive(const wire::Envelope& from, wire::Inbound message, Now now) {
+  const std::string refusal =
+      "this broker is " + std::string(Name(state_)) + "; ask its peer " + config_.pair.peer;
+  bool vote = false;
+  if (auto* request = std::get_if<wire::ClientRequest>(&message)) {
+    if (auto* ping = std::get_if<wire::PingRequest>(request)) {
+      wire::ClientReply reply{.command = wire::ClientCommand::kPing, .rid = ping->rid};
+      reply.role = std::string(Name(state_));
+      reply.epoch = epoch_;
+      return Send(from, wire::Encode(reply));
+    }
+    vote = true;
+  } else if (auto* worker = std::get_if<wire::WorkerMessage>(&message)) {
+    vote = std::holds_alternative<wire::Ready>(*worker);
+  }
+  if (vote) {
+    BStarFacts facts;
+    facts.peer_expired = !peer_ || now.mono_ms - peer_heard_ms_ >=
+                                       2 * static_cast<std::int64_t>(config_.pair.heartbeat_ms);
+    facts.primary = config_.pair.primary;
+    // Only a complete copy of the active's jobs may serve after the active is gone.
+    if (state_ == BStarState::kPassive && !have_copy_) facts.peer_expired = false;
+    const BStarStep step = BStarTransition(state_, BStarEvent::kClientRequest, facts);
+    if (step.action == BStarAction::kServe) {
+      spdlog::warn("{} ({} -> {})", step.why, Name(state_), Name(step.next));
+      if (auto s = BecomeActive(now); !s) {
+        spdlog::error("cannot become active: {}", s.error().message);
+      } else {
+        core_->OnInbound(from, std::move(message), now);
+        return;
+      }
+    }
+  }
+  if (auto* request = std::get_if<wire::ClientRequest>(&message)) {
+    wire::ClientReply reply{.command = wire::CommandOf(*request),
+                            .rid = wire::RidOf(*request),
+                            .status = wire::StatusCode::kNotActive};
+    reply.message = refusal;
+    Send(from, wire::Encode(reply));
+  } else {
+    Send(from, wire::Encode(wire::WorkerMessage{wire::Disconnect{refusal}}));
+  }
+}
+
+// ---- the pair ----
+
+std::uint64_t Server::DataEpoch() const { return epoch_; }
+
+void Server::SendPeer(const wire::PeerMessage& message) {
+  wire::Send(peer_dealer_, wire::Encode(message));
+}
+
+void Server::PairTick(Now now) {
+  if (now.mono_ms < next_state_ms_) return;
+  next_state_ms_ = now.mono_ms + static_cast<std::int64_t>(config_.pair.heartbeat_ms);
+  const std::uint64_t position =
+      state_ == BStarState::kActive ? replica_.position : applied_position_;
+  SendPeer(wire::PeerState{std::string(Name(state_)), DataEpoch(), position, config_.pair.primary});
+  const bool snapshot_pending =
+      snapshot_open_ || (in_flight_ && in_flight_->task.kind == WriterTask::Kind::kReplaceAll);
+  if (state_ == BStarState::kPassive && !have_copy_ && !snapshot_pending && peer_ &&
+      peer_->state == Name(BStarState::kActive)) {
+    SendPeer(wire::PeerHello{DataEpoch(), applied_position_});
+  }
+}
+
+void Server::HandlePeer(const wire::Envelope& from, wire::PeerMessage message, Now now) {
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, wire::PeerState>) {
+          peer_ = m;
+          peer_heard_ms_ = now.mono_ms;
+          if (auto event = PeerEvent(m.state)) {
+            if (auto s = OnPeerEvent(*event, now); !s) fatal_ = s.error();
+          }
+        } else if constexpr (std::is_same_v<T, wire::PeerHello>) {
+          if (state_ != BStarState::kActive) return;
+          const bool queued = std::any_of(tasks_.begin(), tasks_.end(), [](const Task& t) {
+            return t.task.kind == WriterTask::Kind::kSendSnapshot;
+          });
+          const bool running =
+              in_flight_ && in_flight_->task.kind == WriterTask::Kind::kSendSnapshot;
+          if (!queued && !running) {
+            spdlog::info("standby asked for a snapshot");
+            tasks_.push_back({WriterTask{.kind = WriterTask::Kind::kSendSnapshot}});
+          }
+        } else if constexpr (std::is_same_v<T, wire::PeerSnapshot>) {
+          if (state_ != BStarState::kPassive) return;
+          if (m.first) {
+            snapshot_.clear();
+            snapshot_open_ = true;
+            have_copy_ = false;
+          }
+          if (!snapshot_open_) return;
+          std::move(m.jobs.begin(), m.jobs.end(), std::back_inserter(snapshot_));
+          if (!m.last) return;
+          snapshot_open_ = false;
+          spdlog::info("taking the active's snapshot: {} jobs at epoch {} position {}",
+                       snapshot_.size(), m.epoch, m.position);
+          Task task{WriterTask{.kind = WriterTask::Kind::kReplaceAll,
+                               .jobs = std::move(snapshot_),
+                               .epoch = m.epoch}};
+          snapshot_.clear();
+          task.ack_to = from;
+          task.ack_position = m.position;
+          expected_position_ = m.position;
+          tasks_.push_back(std::move(task));
+        } else if constexpr (std::is_same_v<T, wire::PeerBatch>) {
+          if (state_ != BStarState::kPassive) return;
+          const bool in_order = m.epoch == epoch_ && m.position == expected_position_ + 1;
+          if (!have_copy_ || !in_order) {
+            if (have_copy_) {
+              spdlog::warn("replication: batch {} of epoch {} out of order; asking for a snapshot",
+                           m.position, m.epoch);
+            }
+            have_copy_ = false;
+            return;
+          }
+          expected_position_ = m.position;
+          Task task{WriterTask{.kind = WriterTask::Kind::kApply,
+                               .batch = WriteBatch{std::move(m.writes)}}};
+          task.ack_to = from;
+          task.ack_position = m.position;
+          tasks_.push_back(std::move(task));
+        }
+      },
+      message);
+}
+
+Status Server::OnPeerEvent(BStarEvent event, Now now) {
+  BStarFacts facts;
+  facts.peer_newer = peer_->epoch > DataEpoch();
+  facts.peer_older = peer_->epoch < DataEpoch();
+  facts.primary = config_.pair.primary;
+  const BStarStep step = BStarTransition(state_, event, facts);
+  if (step.action == BStarAction::kStop) {
+    return Fail("stopping: " + std::string(step.why));
+  }
+  if (step.next == state_) return {};
+  spdlog::warn("{} ({} -> {}, {})", step.why, Name(state_), Name(step.next), Name(event));
+  if (step.next == BStarState::kActive) return BecomeActive(now);
+  state_ = step.next;
+  if (state_ == BStarState::kPassive) have_copy_ = false;
+  return {};
+}
+
+std::optional<wire::PairInfo> Server::PairInfo(Now now) const {
+  if (!config_.pair.enabled) return std::nullopt;
+  wire::PairInfo info;
+  info.state = std::string(Name(state_));
+  info.peer_state = peer_ ? peer_->state : "unknown";
+  info.peer = config_.pair.peer;
+  if (peer_) info.peer_heard_ms = static_cast<std::uint64_t>(now.mono_ms - peer_heard_ms_);
+  info.replication = config_.pair.sync ? "sync" : "async";
+  if (state_ == BStarState::kActive) {
+    info.replica_in_sync = replica_.in_sync;
+    info.position = replica_.position;
+    info.lag = replica_.in_sync ? replica_.position - replica_.acked : 0;
+  } else {
+    info.replica_in_sync = have_copy_;
+    info.position = applied_position_;
+    if (peer_ && peer_->position > applied_position_)
+      info.lag = peer_->position - applied_position_;
+  }
+  return info;
+}
+
+// ---- the store writer ----
+
+void Server::FeedWriter() {
+  if (in_flight_) return;
+  if (tasks_.empty() && core_) {
+    if (auto batch = core_->TakeBatch()) {
+      tasks_.push_back({WriterTask{.kind = WriterTask::Kind::kApply, .batch = std::move(*batch)},
+                        /*from_core=*/true});
+    }
+  }
+  if (tasks_.empty()) return;
+  in_flight_ = std::move(tasks_.front());
+  tasks_.pop_front();
+  writer_->Submit(std::move(in_flight_->task));
+}
+
+void Server::DrainWriter(Now now) {
+  while (in_flight_ || !tasks_.empty()) {
+    if (in_flight_) OnWriterResult(writer_->WaitResult(), now);
+    if (!tasks_.empty()) {
+      in_flight_ = std::move(tasks_.front());
+      tasks_.pop_front();
+      writer_->Submit(std::move(in_flight_->task));
+    }
+  }
+}
+
+void Server::OnWriterResult(WriterResult result, Now now) {
+  Task task = std::move(*in_flight_);
+  in_flight_.reset();
+  replica_ = result.replica;
+  if (task.from_core) {
+    core_->OnBatchDone(result.status, now);
+    return;
+  }
+  if (!task.ack_to) return;
+  if (!result.status) {
+    spdlog::error("replication: cannot apply the active's data: {}", result.status.error().message);
+    have_copy_ = false;
+    return;
+  }
+  if (result.kind == WriterTask::Kind::kReplaceAll) {
+    have_copy_ = true;
+    epoch_ = task.task.epoch;
+    spdlog::info("standby in sync with the active (epoch {}, position {})", epoch_,
+                 task.ack_position);
+  }
+  applied_position_ = task.ack_position;
+  wire::SendTo(peer_router_, *task.ack_to,
+               wire::Encode(wire::PeerMessage{wire::PeerAck{epoch_, task.ack_position}}));
+}
+
+// ---- sending ----
+
+void Server::Send(const wire::Envelope& to, const wire::Frames& frames) {
+  wire::SendTo(router_, to, frames);
+}
+
 void Server::Flush(Now now) {
+  if (!core_) return;
   // Sending may reveal a dead peer, and the Core's reaction may produce more to send; each
   // round sends what the previous one produced, and a dead peer is removed only once.
   for (int round = 0; round < 8 && !core_->outbox().empty(); ++round) {

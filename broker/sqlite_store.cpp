@@ -106,6 +106,13 @@ constexpr std::string_view kLoadKeysSql =
     "SELECT key, seq FROM jobs WHERE key IS NOT NULL ORDER BY seq";
 constexpr std::string_view kCountByStateSql = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
 constexpr std::string_view kMaxSeqSql = "SELECT COALESCE(MAX(seq), 0) FROM jobs";
+constexpr std::string_view kScanWhere = " WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+constexpr std::string_view kDeleteAllSql = "DELETE FROM jobs";
+constexpr std::string_view kEpochSql =
+    "SELECT COALESCE((SELECT value FROM meta WHERE key = 'epoch'), 0)";
+constexpr std::string_view kSetEpochSql =
+    "INSERT INTO meta (key, value) VALUES ('epoch', ?1) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value";
 constexpr std::string_view kNextEpochSql =
     "INSERT INTO meta (key, value) VALUES ('epoch', 1) "
     "ON CONFLICT (key) DO UPDATE SET value = value + 1 RETURNING value";
@@ -312,7 +319,12 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
   const std::string list_by_state = select + std::string(kListByStateWhere);
   const std::string list_by_type = select + std::string(kListByTypeWhere);
   const std::string list_by_state_and_type = select + std::string(kListByStateAndTypeWhere);
-  const std::array<std::pair<StmtPtr*, std::string_view>, 12> statements = {{
+  const std::string scan = select + std::string(kScanWhere);
+  const std::array<std::pair<StmtPtr*, std::string_view>, 16> statements = {{
+      {&scan_, scan},
+      {&delete_all_, kDeleteAllSql},
+      {&epoch_, kEpochSql},
+      {&set_epoch_, kSetEpochSql},
       {&insert_, insert},
       {&update_, kUpdateSql},
       {&get_, get},
@@ -519,6 +531,41 @@ Result<Seq> SqliteJobStore::MaxSeq() {
   ScopedReset reset(stmt);
   if (sqlite3_step(stmt) != SQLITE_ROW) return SqlError("reading the highest seq");
   return static_cast<Seq>(sqlite3_column_int64(stmt, 0));
+}
+
+Result<std::vector<Job>> SqliteJobStore::Scan(Seq after, std::uint32_t limit) {
+  sqlite3_stmt* stmt = scan_.get();
+  ScopedReset reset(stmt);
+  if (sqlite3_bind_int64(stmt, 1, ToSql(after)) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 2, limit) != SQLITE_OK) {
+    return SqlError("scanning jobs");
+  }
+  return CollectJobs(stmt, "scanning jobs");
+}
+
+Status SqliteJobStore::ReplaceAll(const std::vector<Job>& jobs, std::uint64_t epoch) {
+  return InTransaction("replace all", [&]() -> Status {
+    {
+      ScopedReset reset(delete_all_.get());
+      if (sqlite3_step(delete_all_.get()) != SQLITE_DONE) return SqlError("deleting every job");
+    }
+    for (const Job& job : jobs) {
+      if (Status status = Write({true, job}); !status) return status;
+    }
+    ScopedReset reset(set_epoch_.get());
+    if (sqlite3_bind_int64(set_epoch_.get(), 1, static_cast<sqlite3_int64>(epoch)) != SQLITE_OK ||
+        sqlite3_step(set_epoch_.get()) != SQLITE_DONE) {
+      return SqlError("setting the epoch");
+    }
+    return {};
+  });
+}
+
+Result<std::uint64_t> SqliteJobStore::Epoch() {
+  sqlite3_stmt* stmt = epoch_.get();
+  ScopedReset reset(stmt);
+  if (sqlite3_step(stmt) != SQLITE_ROW) return SqlError("reading the epoch");
+  return static_cast<std::uint64_t>(sqlite3_column_int64(stmt, 0));
 }
 
 Result<std::uint64_t> SqliteJobStore::NextEpoch() {

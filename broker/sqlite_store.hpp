@@ -78,6 +78,9 @@ class SqliteJobStore final : public JobStore {
   Result<std::map<wire::JobState, std::uint64_t>> CountByState() override;
   Result<Seq> MaxSeq() override;
   Result<std::uint64_t> NextEpoch() override;
+  Result<std::uint64_t> Epoch() override;
+  Result<std::vector<Job>> Scan(Seq after, std::uint32_t limit) override;
+  Status ReplaceAll(const std::vector<Job>& jobs, std::uint64_t epoch) override;
 
  private:
   Status Configure(const SqliteOptions& options);
@@ -115,6 +118,10 @@ class SqliteJobStore final : public JobStore {
   StmtPtr count_by_state_;
   StmtPtr max_seq_;
   StmtPtr next_epoch_;
+  StmtPtr scan_;
+  StmtPtr delete_all_;
+  StmtPtr epoch_;
+  StmtPtr set_epoch_;
 };
 
 }  // namespace claw::broker

@@ -30,12 +30,13 @@ std::unique_ptr<T> Receive(const zmq::message_t& message) {
 
 }  // namespace
 
-StoreWriter::StoreWriter(zmq::context_t& context, std::unique_ptr<JobStore> store)
+StoreWriter::StoreWriter(zmq::context_t& context, std::unique_ptr<JobStore> store,
+                         std::unique_ptr<Replicator> replicator)
     : loop_side_(context, zmq::socket_type::pair), thread_side_(context, zmq::socket_type::pair) {
   const std::string endpoint = UniqueEndpoint();
   loop_side_.bind(endpoint);
   thread_side_.connect(endpoint);
-  thread_ = std::thread(&StoreWriter::Run, this, std::move(store));
+  thread_ = std::thread(&StoreWriter::Run, this, std::move(store), std::move(replicator));
 }
 
 StoreWriter::~StoreWriter() {
@@ -43,28 +44,48 @@ StoreWriter::~StoreWriter() {
   thread_.join();
 }
 
-void StoreWriter::Submit(WriteBatch batch) {
-  loop_side_.send(Carry(std::make_unique<WriteBatch>(std::move(batch))), zmq::send_flags::none);
+void StoreWriter::Submit(WriterTask task) {
+  loop_side_.send(Carry(std::make_unique<WriterTask>(std::move(task))), zmq::send_flags::none);
 }
 
-std::optional<Status> StoreWriter::TakeResult() {
+std::optional<WriterResult> StoreWriter::TakeResult() {
   zmq::message_t message;
   if (!loop_side_.recv(message, zmq::recv_flags::dontwait)) return std::nullopt;
-  return std::move(*Receive<Status>(message));
+  return std::move(*Receive<WriterResult>(message));
 }
 
-Status StoreWriter::WaitResult() {
+WriterResult StoreWriter::WaitResult() {
   zmq::message_t message;
   (void)loop_side_.recv(message, zmq::recv_flags::none);
-  return std::move(*Receive<Status>(message));
+  return std::move(*Receive<WriterResult>(message));
 }
 
-void StoreWriter::Run(std::unique_ptr<JobStore> store) {
+void StoreWriter::Run(std::unique_ptr<JobStore> store, std::unique_ptr<Replicator> replicator) {
   while (true) {
     zmq::message_t message;
     if (!thread_side_.recv(message, zmq::recv_flags::none) || message.size() == 0) return;
-    auto batch = Receive<WriteBatch>(message);
-    thread_side_.send(Carry(std::make_unique<Status>(store->Apply(*batch))), zmq::send_flags::none);
+    auto task = Receive<WriterTask>(message);
+    auto result = std::make_unique<WriterResult>();
+    result->kind = task->kind;
+    switch (task->kind) {
+      case WriterTask::Kind::kApply:
+        result->status = store->Apply(task->batch);
+        if (result->status && replicator && !task->batch.writes.empty()) {
+          replicator->Ship(task->batch);
+        }
+        break;
+      case WriterTask::Kind::kReplaceAll:
+        result->status = store->ReplaceAll(task->jobs, task->epoch);
+        break;
+      case WriterTask::Kind::kActivate:
+        if (replicator) replicator->Activate(task->epoch);
+        break;
+      case WriterTask::Kind::kSendSnapshot:
+        if (replicator) replicator->SendSnapshot(*store);
+        break;
+    }
+    if (replicator) result->replica = replicator->status();
+    thread_side_.send(Carry(std::move(result)), zmq::send_flags::none);
   }
 }
 

@@ -130,16 +130,28 @@ json ClusterToJson(const wire::ClusterInfo& cluster) {
                        {"labels", worker.labels},
                        {"last_seen_ms", worker.last_seen_ms}});
   }
-  return {{"role", cluster.role},
-          {"epoch", cluster.epoch},
-          {"workers_total", cluster.workers_total},
-          {"workers_active", cluster.workers_active},
-          {"capacity_total", cluster.capacity_total},
-          {"capacity_in_use", cluster.capacity_in_use},
-          {"jobs", cluster.jobs},
-          {"queues", queues},
-          {"workers", workers},
-          {"malformed", cluster.malformed}};
+  json out = {{"role", cluster.role},
+              {"epoch", cluster.epoch},
+              {"workers_total", cluster.workers_total},
+              {"workers_active", cluster.workers_active},
+              {"capacity_total", cluster.capacity_total},
+              {"capacity_in_use", cluster.capacity_in_use},
+              {"jobs", cluster.jobs},
+              {"queues", queues},
+              {"workers", workers},
+              {"malformed", cluster.malformed}};
+  if (cluster.pair) {
+    const auto& p = *cluster.pair;
+    out["pair"] = {{"state", p.state},
+                   {"peer_state", p.peer_state},
+                   {"peer", p.peer},
+                   {"peer_heard_ms", p.peer_heard_ms ? json(*p.peer_heard_ms) : json(nullptr)},
+                   {"replication", p.replication},
+                   {"replica_in_sync", p.replica_in_sync},
+                   {"position", p.position},
+                   {"lag", p.lag}};
+  }
+  return out;
 }
 
 }  // namespace claw::client

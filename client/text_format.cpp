@@ -214,7 +214,7 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
   for (const auto& [name, count] : cluster.jobs) {
     if (!wire::ParseJobState(name)) counts.push_back(name + " " + std::to_string(count));
   }
-  std::string out = FormatFields({
+  std::vector<std::pair<std::string, std::string>> fields = {
       {"role", cluster.role},
       {"epoch", std::to_string(cluster.epoch)},
       {"workers", std::to_string(cluster.workers_total) + " total, " +
@@ -223,7 +223,19 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
                        std::to_string(cluster.capacity_total) + " in use"},
       {"jobs", Join(counts, ", ")},
       {"malformed", std::to_string(cluster.malformed)},
-  });
+  };
+  if (cluster.pair) {
+    const auto& p = *cluster.pair;
+    const std::string heard =
+        p.peer_heard_ms ? FormatElapsed(std::chrono::milliseconds(*p.peer_heard_ms)) + " ago"
+                        : "never";
+    fields.push_back({"peer", p.peer + " (" + p.peer_state + ", heard " + heard + ")"});
+    fields.push_back({"replication", p.replication + ", " +
+                                         (p.replica_in_sync ? "in sync" : "NOT in sync") +
+                                         ", position " + std::to_string(p.position) + ", lag " +
+                                         std::to_string(p.lag)});
+  }
+  std::string out = FormatFields(fields);
   std::vector<std::vector<std::string>> queue_rows;
   for (const auto& queue : cluster.queues) {
     queue_rows.push_back(

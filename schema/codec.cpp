@@ -20,6 +20,7 @@ struct Bin {
 
 void Put(Packer& pk, std::uint64_t v) { pk.pack_uint64(v); }
 void Put(Packer& pk, std::uint32_t v) { pk.pack_uint32(v); }
+void Put(Packer& pk, std::int64_t v) { pk.pack_int64(v); }
 void Put(Packer& pk, bool v) { v ? pk.pack_true() : pk.pack_false(); }
 void Put(Packer& pk, std::string_view v) {
   pk.pack_str(static_cast<std::uint32_t>(v.size()));
@@ -49,6 +50,9 @@ void Put(Packer& pk, const JobInfo& v);
 void Put(Packer& pk, const WorkerInfo& v);
 void Put(Packer& pk, const QueueInfo& v);
 void Put(Packer& pk, const ClusterInfo& v);
+void Put(Packer& pk, const PairInfo& v);
+void Put(Packer& pk, const JobRecord& v);
+void Put(Packer& pk, const RecordWrite& v);
 template <typename T>
 void Put(Packer& pk, const std::vector<T>& v);
 
@@ -78,6 +82,9 @@ void Put(Packer& pk, const JobInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const WorkerInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const QueueInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const ClusterInfo& v) { PutObject(pk, v); }
+void Put(Packer& pk, const PairInfo& v) { PutObject(pk, v); }
+void Put(Packer& pk, const JobRecord& v) { PutObject(pk, v); }
+void Put(Packer& pk, const RecordWrite& v) { PutObject(pk, v); }
 template <typename T>
 void Put(Packer& pk, const std::vector<T>& v) {
   pk.pack_array(static_cast<std::uint32_t>(v.size()));
@@ -142,6 +149,78 @@ void Fields(F& f, const ClusterInfo& v) {
   f(field::kQueues, v.queues);
   f(field::kWorkers, v.workers);
   f(field::kMalformed, v.malformed);
+  if (v.pair) f(field::kPair, *v.pair);
+}
+
+template <typename F>
+void Fields(F& f, const PairInfo& v) {
+  f(field::kState, v.state);
+  f(field::kPeerState, v.peer_state);
+  f(field::kPeer, v.peer);
+  if (v.peer_heard_ms) f(field::kPeerHeardMs, *v.peer_heard_ms);
+  f(field::kReplication, v.replication);
+  f(field::kReplicaInSync, v.replica_in_sync);
+  f(field::kPosition, v.position);
+  f(field::kLag, v.lag);
+}
+
+template <typename F>
+void Fields(F& f, const JobRecord& v) {
+  f(field::kSeq, v.seq);
+  f(field::kType, v.type);
+  f(field::kPayload, Bin{v.payload});
+  f(field::kPriority, v.priority);
+  f(field::kState, v.state);
+  f(field::kTimeoutMs, v.timeout_ms);
+  f(field::kMaxAttempts, v.max_attempts);
+  f(field::kBackoffMs, v.backoff_ms);
+  f(field::kMaxBackoffMs, v.max_backoff_ms);
+  if (!v.key.empty()) f(field::kKey, v.key);
+  f(field::kAttempts, v.attempts);
+  f(field::kCreatedAt, v.created_at);
+  f(field::kUpdatedAt, v.updated_at);
+  f(field::kRunAt, v.run_at);
+  if (!v.worker.empty()) f(field::kWorker, v.worker);
+  if (!v.error.empty()) f(field::kError, v.error);
+  if (v.result) f(field::kResult, Bin{*v.result});
+  if (v.progress) f(field::kProgress, *v.progress);
+  if (v.checkpoint) f(field::kCheckpoint, Bin{*v.checkpoint});
+}
+
+template <typename F>
+void Fields(F& f, const RecordWrite& v) {
+  f(field::kInsert, v.insert);
+  f(field::kJob, v.job);
+}
+
+template <typename F>
+void Fields(F& f, const PeerState& v) {
+  f(field::kState, v.state);
+  f(field::kEpoch, v.epoch);
+  f(field::kPosition, v.position);
+  f(field::kPrimary, v.primary);
+}
+
+template <typename F, typename T>
+requires(std::is_same_v<T, PeerHello> || std::is_same_v<T, PeerAck>) void Fields(F& f, const T& v) {
+  f(field::kEpoch, v.epoch);
+  f(field::kPosition, v.position);
+}
+
+template <typename F>
+void Fields(F& f, const PeerSnapshot& v) {
+  f(field::kEpoch, v.epoch);
+  f(field::kPosition, v.position);
+  f(field::kFirst, v.first);
+  f(field::kLast, v.last);
+  f(field::kJobs, v.jobs);
+}
+
+template <typename F>
+void Fields(F& f, const PeerBatch& v) {
+  f(field::kEpoch, v.epoch);
+  f(field::kPosition, v.position);
+  f(field::kWrites, v.writes);
 }
 
 template <typename F>
@@ -289,6 +368,18 @@ bool Read(const msgpack::object& o, std::uint32_t& out) {
   out = static_cast<std::uint32_t>(v);
   return true;
 }
+bool Read(const msgpack::object& o, std::int64_t& out) {
+  if (o.type == msgpack::type::NEGATIVE_INTEGER) {
+    out = o.via.i64;
+    return true;
+  }
+  if (o.type != msgpack::type::POSITIVE_INTEGER ||
+      o.via.u64 > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return false;
+  }
+  out = static_cast<std::int64_t>(o.via.u64);
+  return true;
+}
 bool Read(const msgpack::object& o, bool& out) {
   if (o.type != msgpack::type::BOOLEAN) return false;
   out = o.via.boolean;
@@ -407,6 +498,9 @@ class Reader {
   std::string error_;
 };
 
+bool Read(const msgpack::object& o, JobRecord& out);
+bool Read(const msgpack::object& o, RecordWrite& out);
+
 bool Read(const msgpack::object& o, Progress& out) {
   Reader r(o, "progress");
   r.Opt(field::kPercent, out.percent);
@@ -467,6 +561,50 @@ bool Read(const msgpack::object& o, std::vector<T>& out) requires(!std::is_same_
   return true;
 }
 
+bool Read(const msgpack::object& o, PairInfo& out) {
+  Reader r(o, "pair");
+  r.Req(field::kState, out.state);
+  r.Req(field::kPeerState, out.peer_state);
+  r.Req(field::kPeer, out.peer);
+  r.Opt(field::kPeerHeardMs, out.peer_heard_ms);
+  r.Req(field::kReplication, out.replication);
+  r.Req(field::kReplicaInSync, out.replica_in_sync);
+  r.Req(field::kPosition, out.position);
+  r.Req(field::kLag, out.lag);
+  return r.ok();
+}
+
+bool Read(const msgpack::object& o, JobRecord& out) {
+  Reader r(o, "job record");
+  r.Req(field::kSeq, out.seq);
+  r.Req(field::kType, out.type);
+  r.ReqBin(field::kPayload, out.payload);
+  r.Req(field::kPriority, out.priority);
+  r.Req(field::kState, out.state);
+  r.Req(field::kTimeoutMs, out.timeout_ms);
+  r.Req(field::kMaxAttempts, out.max_attempts);
+  r.Req(field::kBackoffMs, out.backoff_ms);
+  r.Req(field::kMaxBackoffMs, out.max_backoff_ms);
+  r.OptPlain(field::kKey, out.key);
+  r.Req(field::kAttempts, out.attempts);
+  r.Req(field::kCreatedAt, out.created_at);
+  r.Req(field::kUpdatedAt, out.updated_at);
+  r.Req(field::kRunAt, out.run_at);
+  r.OptPlain(field::kWorker, out.worker);
+  r.OptPlain(field::kError, out.error);
+  r.OptBin(field::kResult, out.result);
+  r.Opt(field::kProgress, out.progress);
+  r.OptBin(field::kCheckpoint, out.checkpoint);
+  return r.ok();
+}
+
+bool Read(const msgpack::object& o, RecordWrite& out) {
+  Reader r(o, "write");
+  r.Req(field::kInsert, out.insert);
+  r.Req(field::kJob, out.job);
+  return r.ok();
+}
+
 bool Read(const msgpack::object& o, ClusterInfo& out) {
   Reader r(o, "cluster");
   r.Req(field::kRole, out.role);
@@ -479,6 +617,7 @@ bool Read(const msgpack::object& o, ClusterInfo& out) {
   r.Req(field::kQueues, out.queues);
   r.Req(field::kWorkers, out.workers);
   r.Req(field::kMalformed, out.malformed);
+  r.Opt(field::kPair, out.pair);
   return r.ok();
 }
 
@@ -656,6 +795,54 @@ std::expected<WorkerMessage, std::string> ReadWorkerMessage(WorkerCommand comman
   return std::unexpected("unknown command");
 }
 
+std::expected<PeerMessage, std::string> ReadPeerMessage(PeerCommand command,
+                                                        const msgpack::object& body) {
+  auto finish = [](Reader& r, auto message) -> std::expected<PeerMessage, std::string> {
+    if (!r.ok()) return std::unexpected(r.error());
+    return PeerMessage{std::move(message)};
+  };
+  Reader r(body, Name(command));
+  switch (command) {
+    case PeerCommand::kState: {
+      PeerState m;
+      r.Req(field::kState, m.state);
+      r.Req(field::kEpoch, m.epoch);
+      r.Req(field::kPosition, m.position);
+      r.Req(field::kPrimary, m.primary);
+      return finish(r, std::move(m));
+    }
+    case PeerCommand::kHello: {
+      PeerHello m;
+      r.Req(field::kEpoch, m.epoch);
+      r.Req(field::kPosition, m.position);
+      return finish(r, m);
+    }
+    case PeerCommand::kSnapshot: {
+      PeerSnapshot m;
+      r.Req(field::kEpoch, m.epoch);
+      r.Req(field::kPosition, m.position);
+      r.Req(field::kFirst, m.first);
+      r.Req(field::kLast, m.last);
+      r.Req(field::kJobs, m.jobs);
+      return finish(r, std::move(m));
+    }
+    case PeerCommand::kBatch: {
+      PeerBatch m;
+      r.Req(field::kEpoch, m.epoch);
+      r.Req(field::kPosition, m.position);
+      r.Req(field::kWrites, m.writes);
+      return finish(r, std::move(m));
+    }
+    case PeerCommand::kAck: {
+      PeerAck m;
+      r.Req(field::kEpoch, m.epoch);
+      r.Req(field::kPosition, m.position);
+      return finish(r, m);
+    }
+  }
+  return std::unexpected("unknown command");
+}
+
 template <typename Code, std::size_t N>
 std::optional<Code> FindCode(const std::array<CodeName<Code>, N>& table, std::uint8_t raw) {
   for (const auto& entry : table) {
@@ -720,6 +907,18 @@ Frames Encode(const ClientReply& reply) {
   return Frames{kClientHeader, static_cast<std::uint8_t>(reply.command), Body(reply)};
 }
 
+PeerCommand CommandOf(const PeerMessage& message) {
+  static constexpr std::array<PeerCommand, std::variant_size_v<PeerMessage>> kByIndex = {
+      PeerCommand::kState, PeerCommand::kHello, PeerCommand::kSnapshot, PeerCommand::kBatch,
+      PeerCommand::kAck};
+  return kByIndex[message.index()];
+}
+
+Frames Encode(const PeerMessage& message) {
+  return Frames{kPeerHeader, static_cast<std::uint8_t>(CommandOf(message)),
+                std::visit([](const auto& m) { return Body(m); }, message)};
+}
+
 Frames Encode(const WorkerMessage& message) {
   return Frames{kWorkerHeader, static_cast<std::uint8_t>(CommandOf(message)),
                 std::visit([](const auto& m) { return Body(m); }, message)};
@@ -737,6 +936,8 @@ std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_vi
     err.dialog = Dialog::kClient;
   } else if (header == kWorkerHeader) {
     err.dialog = Dialog::kWorker;
+  } else if (header == kPeerHeader) {
+    err.dialog = Dialog::kPeer;
   } else if (HeaderFamily(header) == HeaderFamily(kClientHeader) ||
              HeaderFamily(header) == HeaderFamily(kWorkerHeader)) {
     err.dialog =
@@ -788,6 +989,20 @@ std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_vi
       return std::unexpected(err);
     }
     return Inbound{std::move(*request)};
+  }
+  if (err.dialog == Dialog::kPeer) {
+    auto command = FindCode(kPeerCommands, err.command);
+    if (!command) {
+      err.status = StatusCode::kUnknownCommand;
+      err.message = "unknown peer command " + std::to_string(err.command);
+      return std::unexpected(err);
+    }
+    auto message = ReadPeerMessage(*command, body);
+    if (!message) {
+      err.message = message.error();
+      return std::unexpected(err);
+    }
+    return Inbound{std::move(*message)};
   }
   auto command = FindCode(kWorkerCommands, err.command);
   if (!command || !WorkerMaySend(*command)) {
@@ -844,6 +1059,19 @@ Result<WorkerMessage> DecodeWorkerMessage(std::span<const std::string_view> fram
   return std::move(*message);
 }
 
+Result<PeerMessage> DecodePeerMessage(std::span<const std::string_view> frames,
+                                      const DecodeLimits& limits) {
+  if (frames.size() != 3 || frames[0] != kPeerHeader || frames[1].size() != 1)
+    return Fail("not a Claw peer message");
+  auto command = FindCode(kPeerCommands, static_cast<std::uint8_t>(frames[1][0]));
+  if (!command) return Fail("unknown peer command code");
+  auto handle = Unpack(frames[2], limits);
+  if (!handle) return std::unexpected(handle.error());
+  auto message = ReadPeerMessage(*command, handle->get());
+  if (!message) return Fail(message.error());
+  return std::move(*message);
+}
+
 std::string_view Name(JobState state) { return FindName(kJobStates, state); }
 
 std::optional<JobState> ParseJobState(std::string_view name) {
@@ -860,6 +1088,7 @@ bool IsFinal(JobState state) {
 std::string_view Name(StatusCode status) { return FindName(kStatusCodes, status); }
 std::string_view Name(ClientCommand command) { return FindName(kClientCommands, command); }
 std::string_view Name(WorkerCommand command) { return FindName(kWorkerCommands, command); }
+std::string_view Name(PeerCommand command) { return FindName(kPeerCommands, command); }
 
 std::optional<std::uint32_t> ParsePriority(std::string_view text) {
   for (const auto& entry : kPriorityNames) {

@@ -70,6 +70,18 @@ struct QueueInfo {
   bool operator==(const QueueInfo&) const = default;
 };
 
+struct PairInfo {
+  std::string state;
+  std::string peer_state;
+  std::string peer;
+  std::optional<std::uint64_t> peer_heard_ms;
+  std::string replication;
+  bool replica_in_sync = false;
+  std::uint64_t position = 0;
+  std::uint64_t lag = 0;
+  bool operator==(const PairInfo&) const = default;
+};
+
 struct ClusterInfo {
   std::string role;
   std::uint64_t epoch = 0;
@@ -81,7 +93,39 @@ struct ClusterInfo {
   std::vector<QueueInfo> queues;
   std::vector<WorkerInfo> workers;
   std::uint64_t malformed = 0;
+  std::optional<PairInfo> pair;
   bool operator==(const ClusterInfo&) const = default;
+};
+
+// A job as the broker persists it (every column), and as the broker pair replicates it.
+struct JobRecord {
+  std::uint64_t seq = 0;
+  std::string type;
+  std::string payload;
+  std::uint32_t priority = kPriorityNormal;
+  JobState state = JobState::kQueued;
+  std::uint64_t timeout_ms = 0;
+  std::uint32_t max_attempts = 1;
+  std::uint64_t backoff_ms = 0;
+  std::uint64_t max_backoff_ms = 0;
+  std::string key;  // idempotency key; empty: none
+  std::uint32_t attempts = 0;
+  std::int64_t created_at = 0;  // wall clock, Unix ms
+  std::int64_t updated_at = 0;  // wall clock, Unix ms
+  std::int64_t run_at = 0;      // wall clock, Unix ms; when a scheduled job becomes queued
+  std::string worker;           // worker of the current or last attempt
+  std::string error;            // last attempt's error
+  std::optional<std::string> result;
+  std::optional<Progress> progress;
+  std::optional<std::string> checkpoint;
+  bool operator==(const JobRecord&) const = default;
+};
+
+// One row of a group commit: a new job, or the new values of an existing one.
+struct RecordWrite {
+  bool insert = false;
+  JobRecord job;
+  bool operator==(const RecordWrite&) const = default;
 };
 
 // ---- client -> broker ----
@@ -240,6 +284,48 @@ using WorkerMessage = std::variant<Ready, Welcome, JobDispatch, ProgressReport, 
 
 WorkerCommand CommandOf(const WorkerMessage& message);
 
+// ---- broker <-> broker ----
+
+struct PeerState {
+  std::string state;
+  std::uint64_t epoch = 0;
+  std::uint64_t position = 0;
+  bool primary = false;
+  bool operator==(const PeerState&) const = default;
+};
+
+struct PeerHello {
+  std::uint64_t epoch = 0;
+  std::uint64_t position = 0;
+  bool operator==(const PeerHello&) const = default;
+};
+
+struct PeerSnapshot {
+  std::uint64_t epoch = 0;
+  std::uint64_t position = 0;
+  bool first = false;
+  bool last = false;
+  std::vector<JobRecord> jobs;
+  bool operator==(const PeerSnapshot&) const = default;
+};
+
+struct PeerBatch {
+  std::uint64_t epoch = 0;
+  std::uint64_t position = 0;
+  std::vector<RecordWrite> writes;
+  bool operator==(const PeerBatch&) const = default;
+};
+
+struct PeerAck {
+  std::uint64_t epoch = 0;
+  std::uint64_t position = 0;
+  bool operator==(const PeerAck&) const = default;
+};
+
+using PeerMessage = std::variant<PeerState, PeerHello, PeerSnapshot, PeerBatch, PeerAck>;
+
+PeerCommand CommandOf(const PeerMessage& message);
+
 // ---- frames ----
 
 // A message as it goes on the wire, after any routing envelope: header, command byte, body.
@@ -252,6 +338,7 @@ struct Frames {
 Frames Encode(const ClientRequest& request);
 Frames Encode(const ClientReply& reply);
 Frames Encode(const WorkerMessage& message);
+Frames Encode(const PeerMessage& message);
 
 // Limits applied while decoding a body (msgpack-c's defaults are unlimited).
 struct DecodeLimits {
@@ -261,7 +348,7 @@ struct DecodeLimits {
   std::size_t max_depth = 8;
 };
 
-enum class Dialog : std::uint8_t { kClient, kWorker };
+enum class Dialog : std::uint8_t { kClient, kWorker, kPeer };
 
 struct DecodeError {
   Dialog dialog = Dialog::kClient;
@@ -274,8 +361,8 @@ struct DecodeError {
   bool answerable = false;
 };
 
-// What reached a broker: a client request or a worker message.
-using Inbound = std::variant<ClientRequest, WorkerMessage>;
+// What reached a broker: a client request, a worker message or a message from its peer broker.
+using Inbound = std::variant<ClientRequest, WorkerMessage, PeerMessage>;
 
 // Decodes the frames after the routing envelope (and after any empty delimiter, which the
 // caller strips and remembers). `frames` must hold header, command and body.
@@ -287,6 +374,9 @@ Result<ClientReply> DecodeClientReply(std::span<const std::string_view> frames,
                                       const DecodeLimits& limits = {});
 Result<WorkerMessage> DecodeWorkerMessage(std::span<const std::string_view> frames,
                                           const DecodeLimits& limits = {});
+// For the replication socket of the active broker (it reads ACKs).
+Result<PeerMessage> DecodePeerMessage(std::span<const std::string_view> frames,
+                                      const DecodeLimits& limits = {});
 
 // ---- names ----
 
@@ -296,6 +386,7 @@ bool IsFinal(JobState state);
 std::string_view Name(StatusCode status);
 std::string_view Name(ClientCommand command);
 std::string_view Name(WorkerCommand command);
+std::string_view Name(PeerCommand command);
 // "low", "normal", "high", "critical" or a number 0-9.
 std::optional<std::uint32_t> ParsePriority(std::string_view text);
 // "critical" for 9, "7" for 7 when no name has it.

@@ -16,6 +16,7 @@ struct CodeName {
 inline constexpr int kProtocolVersion = 1;
 inline constexpr std::string_view kClientHeader = "CLAWC1";
 inline constexpr std::string_view kWorkerHeader = "CLAWW1";
+inline constexpr std::string_view kPeerHeader = "CLAWP1";
 
 enum class JobState : std::uint8_t {
   kQueued = 0,
@@ -111,6 +112,22 @@ inline constexpr std::array<CodeName<WorkerCommand>, 9> kWorkerCommands = {{
     {WorkerCommand::kDisconnect, "DISCONNECT"},
 }};
 
+enum class PeerCommand : std::uint8_t {
+  kState = 0x01,
+  kHello = 0x02,
+  kSnapshot = 0x03,
+  kBatch = 0x04,
+  kAck = 0x05,
+};
+
+inline constexpr std::array<CodeName<PeerCommand>, 5> kPeerCommands = {{
+    {PeerCommand::kState, "STATE"},
+    {PeerCommand::kHello, "HELLO"},
+    {PeerCommand::kSnapshot, "SNAPSHOT"},
+    {PeerCommand::kBatch, "BATCH"},
+    {PeerCommand::kAck, "ACK"},
+}};
+
 inline constexpr int kPriorityMin = 0;
 inline constexpr int kPriorityMax = 9;
 inline constexpr int kPriorityLow = 2;
@@ -138,6 +155,9 @@ inline constexpr std::int64_t kMaxPayloadBytes = 1048576;
 inline constexpr std::int64_t kMaxPendingJobs = 1000000;
 inline constexpr std::int64_t kMaxPendingPerType = 0;
 inline constexpr std::int64_t kClientTimeoutMs = 5000;
+inline constexpr std::int64_t kPeerHeartbeatMs = 1000;
+inline constexpr std::int64_t kReplicationAckTimeoutMs = 2000;
+inline constexpr std::int64_t kSnapshotChunkJobs = 1000;
 }  // namespace defaults
 
 namespace limits {
@@ -179,13 +199,17 @@ inline constexpr std::string_view kDepth = "depth";
 inline constexpr std::string_view kEpoch = "epoch";
 inline constexpr std::string_view kError = "error";
 inline constexpr std::string_view kExisting = "existing";
+inline constexpr std::string_view kFirst = "first";
 inline constexpr std::string_view kHeartbeatMs = "heartbeat_ms";
 inline constexpr std::string_view kId = "id";
 inline constexpr std::string_view kInUse = "in_use";
+inline constexpr std::string_view kInsert = "insert";
 inline constexpr std::string_view kJob = "job";
 inline constexpr std::string_view kJobs = "jobs";
 inline constexpr std::string_view kKey = "key";
 inline constexpr std::string_view kLabels = "labels";
+inline constexpr std::string_view kLag = "lag";
+inline constexpr std::string_view kLast = "last";
 inline constexpr std::string_view kLastSeenMs = "last_seen_ms";
 inline constexpr std::string_view kLease = "lease";
 inline constexpr std::string_view kLimit = "limit";
@@ -194,17 +218,26 @@ inline constexpr std::string_view kMalformed = "malformed";
 inline constexpr std::string_view kMaxAttempts = "max_attempts";
 inline constexpr std::string_view kMaxBackoffMs = "max_backoff_ms";
 inline constexpr std::string_view kMessage = "message";
+inline constexpr std::string_view kPair = "pair";
 inline constexpr std::string_view kPayload = "payload";
+inline constexpr std::string_view kPeer = "peer";
+inline constexpr std::string_view kPeerHeardMs = "peer_heard_ms";
+inline constexpr std::string_view kPeerState = "peer_state";
 inline constexpr std::string_view kPercent = "percent";
 inline constexpr std::string_view kPermanent = "permanent";
+inline constexpr std::string_view kPosition = "position";
+inline constexpr std::string_view kPrimary = "primary";
 inline constexpr std::string_view kPriority = "priority";
 inline constexpr std::string_view kProgress = "progress";
 inline constexpr std::string_view kQueues = "queues";
 inline constexpr std::string_view kReason = "reason";
+inline constexpr std::string_view kReplicaInSync = "replica_in_sync";
+inline constexpr std::string_view kReplication = "replication";
 inline constexpr std::string_view kResult = "result";
 inline constexpr std::string_view kRid = "rid";
 inline constexpr std::string_view kRole = "role";
 inline constexpr std::string_view kRunAt = "run_at";
+inline constexpr std::string_view kSeq = "seq";
 inline constexpr std::string_view kState = "state";
 inline constexpr std::string_view kStatus = "status";
 inline constexpr std::string_view kTimeoutMs = "timeout_ms";
@@ -216,6 +249,7 @@ inline constexpr std::string_view kWorkerId = "worker_id";
 inline constexpr std::string_view kWorkers = "workers";
 inline constexpr std::string_view kWorkersActive = "workers_active";
 inline constexpr std::string_view kWorkersTotal = "workers_total";
+inline constexpr std::string_view kWrites = "writes";
 }  // namespace field
 
 }  // namespace claw::wire

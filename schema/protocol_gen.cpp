@@ -80,7 +80,9 @@ int main(int argc, char** argv) {
   out << "inline constexpr std::string_view kClientHeader = \""
       << root["headers"]["client"].as<std::string>() << "\";\n";
   out << "inline constexpr std::string_view kWorkerHeader = \""
-      << root["headers"]["worker"].as<std::string>() << "\";\n\n";
+      << root["headers"]["worker"].as<std::string>() << "\";\n";
+  out << "inline constexpr std::string_view kPeerHeader = \""
+      << root["headers"]["peer"].as<std::string>() << "\";\n\n";
 
   const auto states = root["job_states"];
   out << "enum class JobState : std::uint8_t {\n";
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
 
   EmitCommands(out, "ClientCommand", root["client"]["commands"]);
   EmitCommands(out, "WorkerCommand", root["worker"]["commands"]);
+  EmitCommands(out, "PeerCommand", root["peer"]["commands"]);
 
   const auto prio = root["priorities"];
   out << "inline constexpr int kPriorityMin = " << prio["min"].as<int>() << ";\n";
@@ -157,6 +160,7 @@ int main(int argc, char** argv) {
     CollectFields(c["reply"], fields);
   }
   for (const auto& c : root["worker"]["commands"]) CollectFields(c["fields"], fields);
+  for (const auto& c : root["peer"]["commands"]) CollectFields(c["fields"], fields);
   out << "// Every field name used in a body, as the codec spells it.\nnamespace field {\n";
   for (const auto& f : fields) {
     out << "inline constexpr std::string_view k" << Camel(f) << " = \"" << f << "\";\n";

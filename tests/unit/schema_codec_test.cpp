@@ -75,7 +75,39 @@ ClusterInfo SampleCluster() {
                       .labels = {{"zone", "eu-2"}},
                       .last_seen_ms = 900}};
   cluster.malformed = 2;
+  cluster.pair = PairInfo{.state = "active",
+                          .peer_state = "passive",
+                          .peer = "tcp://10.0.0.2:5556",
+                          .peer_heard_ms = 400,
+                          .replication = "sync",
+                          .replica_in_sync = true,
+                          .position = 812,
+                          .lag = 1};
   return cluster;
+}
+
+JobRecord SampleRecord(std::uint64_t seq) {
+  JobRecord job;
+  job.seq = seq;
+  job.type = "resize.image";
+  job.payload = std::string("\x01\x00in", 4);
+  job.priority = 7;
+  job.state = JobState::kRunning;
+  job.timeout_ms = 60'000;
+  job.max_attempts = 3;
+  job.backoff_ms = 500;
+  job.max_backoff_ms = 10'000;
+  job.key = "order-17";
+  job.attempts = 2;
+  job.created_at = 1'700'000'000'000;
+  job.updated_at = 1'700'000'005'000;
+  job.run_at = -5;  // signed: an int field may be negative
+  job.worker = "w-eu-1";
+  job.error = "exit status 1";
+  job.result = std::string("\x00\xffout", 5);
+  job.progress = SampleProgress();
+  job.checkpoint = std::string("page=\x00", 6);
+  return job;
 }
 
 using RequestSample = std::function<ClientRequest()>;
@@ -208,6 +240,33 @@ const std::map<std::string, WorkerSample>& WorkerSamples() {
       {"CANCEL", CancelJobSample},
       {"HEARTBEAT", HeartbeatSample},
       {"DISCONNECT", DisconnectSample},
+  };
+  return samples;
+}
+
+using PeerSample = std::function<PeerMessage()>;
+
+const std::map<std::string, PeerSample>& PeerSamples() {
+  static const std::map<std::string, PeerSample> samples = {
+      {"STATE",
+       [] { return PeerState{.state = "active", .epoch = 4, .position = 90, .primary = true}; }},
+      {"HELLO", [] { return PeerHello{.epoch = 3, .position = 12}; }},
+      {"SNAPSHOT",
+       [] {
+         return PeerSnapshot{.epoch = 4,
+                             .position = 90,
+                             .first = true,
+                             .last = true,
+                             .jobs = {SampleRecord(1), SampleRecord(2)}};
+       }},
+      {"BATCH",
+       [] {
+         return PeerBatch{.epoch = 4,
+                          .position = 91,
+                          .writes = {{.insert = true, .job = SampleRecord(3)},
+                                     {.insert = false, .job = SampleRecord(1)}}};
+       }},
+      {"ACK", [] { return PeerAck{.epoch = 4, .position = 91}; }},
   };
   return samples;
 }
@@ -424,6 +483,34 @@ TEST_CASE("every worker message encodes to exactly the fields protocol.yaml decl
     auto at_worker = DecodeWorkerMessage(Views(frames));
     CHECK(at_worker.has_value() == to_worker);
     if (at_worker) CHECK(*at_worker == message);
+  }
+}
+
+TEST_CASE("every peer message encodes to exactly the fields protocol.yaml declares") {
+  const YAML::Node root = LoadProtocol();
+  SchemaChecker checker(root);
+  const auto header = root["headers"]["peer"].as<std::string>();
+  const YAML::Node commands = root["peer"]["commands"];
+  CHECK(commands.size() == PeerSamples().size());
+  for (const auto& command : commands) {
+    const auto name = command["name"].as<std::string>();
+    CAPTURE(name);
+    auto sample = PeerSamples().find(name);
+    REQUIRE_MESSAGE(sample != PeerSamples().end(), "protocol.yaml declares peer command "
+                                                       << name << " but the test has no sample");
+    const PeerMessage message = sample->second();
+    const Frames frames = Encode(message);
+    CHECK(frames.header == header);
+    CHECK(frames.command == command["code"].as<int>());
+    CHECK(Name(CommandOf(message)) == name);
+    CheckBody(checker, SchemaChecker::FieldList(command["fields"]), frames.body, name);
+    auto at_broker = DecodeInbound(Views(frames));
+    REQUIRE_MESSAGE(at_broker.has_value(), at_broker.error().message);
+    REQUIRE(std::holds_alternative<PeerMessage>(*at_broker));
+    CHECK(std::get<PeerMessage>(*at_broker) == message);
+    auto direct = DecodePeerMessage(Views(frames));
+    REQUIRE(direct.has_value());
+    CHECK(*direct == message);
   }
 }
 
