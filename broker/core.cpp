@@ -445,35 +445,34 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   SendToWorker(w, wire::Welcome{config_.heartbeat_ms, config_.liveness, epoch_}, now);
 }
 
-void Core::HandleDone(WorkerState& w, const wire::Done& m, Now now) {
-  const auto seq = ParseJobId(m.id);
-  const bool held = w.leases.contains(m.lease);
-  if (held) ReleaseSlot(w, m.lease);
-  auto lease = seq ? leases_.find(*seq) : leases_.end();
-  if (!held || lease == leases_.end() || lease->second != m.lease) {
-    spdlog::warn("job {} worker={}: DONE for lease {} ignored: that lease has ended", m.id, w.id,
-                 m.lease);
-    return;
+Job* Core::EndLease(WorkerState& w, const std::string& id, std::uint64_t lease,
+                    std::string_view what) {
+  const auto seq = ParseJobId(id);
+  const bool held = w.leases.contains(lease);
+  if (held) ReleaseSlot(w, lease);
+  auto current = seq ? leases_.find(*seq) : leases_.end();
+  if (!held || current == leases_.end() || current->second != lease) {
+    spdlog::warn("job {} worker={}: {} for lease {} ignored: that lease has ended", id, w.id, what,
+                 lease);
+    return nullptr;
   }
-  leases_.erase(lease);
-  Job& job = jobs_.at(*seq);
-  job.result = m.result;
-  job.error.clear();
-  SetState(job, JobState::kSucceeded, now);
-  MarkDirty(job);
+  leases_.erase(current);
+  return &jobs_.at(*seq);
+}
+
+void Core::HandleDone(WorkerState& w, const wire::Done& m, Now now) {
+  Job* job = EndLease(w, m.id, m.lease, "DONE");
+  if (job == nullptr) return;
+  job->result = m.result;
+  job->error.clear();
+  SetState(*job, JobState::kSucceeded, now);
+  MarkDirty(*job);
 }
 
 void Core::HandleFail(WorkerState& w, const wire::Failed& m, Now now) {
-  const auto seq = ParseJobId(m.id);
-  const bool held = w.leases.contains(m.lease);
-  if (held) ReleaseSlot(w, m.lease);
-  auto lease = seq ? leases_.find(*seq) : leases_.end();
-  if (!held || lease == leases_.end() || lease->second != m.lease) {
-    spdlog::warn("job {} worker={}: FAIL for lease {} ignored: that lease has ended", m.id, w.id,
-                 m.lease);
-    return;
-  }
-  FailAttempt(jobs_.at(*seq), m.error.empty() ? "failed" : m.error, m.permanent, now);
+  Job* job = EndLease(w, m.id, m.lease, "FAIL");
+  if (job == nullptr) return;
+  FailAttempt(*job, m.error.empty() ? "failed" : m.error, m.permanent, now);
 }
 
 void Core::HandleProgress(WorkerState& w, const wire::ProgressReport& m) {

@@ -154,6 +154,9 @@ class Core {
   void HandleDone(WorkerState& w, const wire::Done& m, Now now);
   void HandleFail(WorkerState& w, const wire::Failed& m, Now now);
   void HandleProgress(WorkerState& w, const wire::ProgressReport& m);
+  // Frees the slot `lease` held on `w`; the job if the lease was still its current one (it has
+  // ended now), else nullptr (a late or foreign reply, logged and ignored).
+  Job* EndLease(WorkerState& w, const std::string& id, std::uint64_t lease, std::string_view what);
 
   void Reply(const wire::Envelope& to, wire::ClientReply reply);
   void ReplyError(const wire::Envelope& to, wire::ClientCommand command, std::uint64_t rid,

@@ -28,6 +28,17 @@ std::unique_ptr<T> Receive(const zmq::message_t& message) {
   return std::unique_ptr<T>(raw);
 }
 
+// A blocking receive that a signal does not end (cppzmq throws on EINTR).
+bool ReceiveBlocking(zmq::socket_t& socket, zmq::message_t& message) {
+  while (true) {
+    try {
+      return socket.recv(message, zmq::recv_flags::none).has_value();
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) return false;
+    }
+  }
+}
+
 }  // namespace
 
 StoreWriter::StoreWriter(zmq::context_t& context, std::unique_ptr<JobStore> store,
@@ -56,14 +67,16 @@ std::optional<WriterResult> StoreWriter::TakeResult() {
 
 WriterResult StoreWriter::WaitResult() {
   zmq::message_t message;
-  (void)loop_side_.recv(message, zmq::recv_flags::none);
+  if (!ReceiveBlocking(loop_side_, message)) {
+    return WriterResult{.status = Fail("the store writer thread is gone")};
+  }
   return std::move(*Receive<WriterResult>(message));
 }
 
 void StoreWriter::Run(std::unique_ptr<JobStore> store, std::unique_ptr<Replicator> replicator) {
   while (true) {
     zmq::message_t message;
-    if (!thread_side_.recv(message, zmq::recv_flags::none) || message.size() == 0) return;
+    if (!ReceiveBlocking(thread_side_, message) || message.size() == 0) return;
     auto task = Receive<WriterTask>(message);
     auto result = std::make_unique<WriterResult>();
     result->kind = task->kind;

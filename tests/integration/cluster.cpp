@@ -5,6 +5,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <tuple>
+
 namespace claw::testing {
 namespace {
 
@@ -26,25 +28,51 @@ int FreePort() {
 
 std::string BinPath(const std::string& name) { return std::string(CLAW_BIN_DIR) + "/" + name; }
 
-Cluster::Cluster(std::vector<std::string> broker_args)
-    : broker_args_(std::move(broker_args)),
-      endpoint_("tcp://127.0.0.1:" + std::to_string(FreePort())) {}
+std::string LocalEndpoint() { return "tcp://127.0.0.1:" + std::to_string(FreePort()); }
 
-void Cluster::StartBroker() {
-  std::vector<std::string> argv = {BinPath("claw-broker"), "--bind", endpoint_, "--data",
-                                   dir_.File("data")};
-  argv.insert(argv.end(), broker_args_.begin(), broker_args_.end());
-  broker_ = Process::Start(argv, dir_.File("broker.log"));
-  const bool up = WaitFor([&] {
-    return Client({"--request-timeout", "500ms", "ping"}).code == 0 || !broker_.Running();
-  });
-  REQUIRE_MESSAGE(up, "broker did not answer PING; log:\n" << broker_log());
-  REQUIRE_MESSAGE(broker_.Running(), "broker exited; log:\n" << broker_log());
+Cluster::Cluster(std::vector<std::string> broker_args) {
+  brokers_.push_back({LocalEndpoint(), std::move(broker_args), {}});
+  endpoint_ = brokers_[0].bind;
 }
 
-void Cluster::KillBroker(int signal) {
-  broker_.Signal(signal);
-  REQUIRE(broker_.Wait(std::chrono::seconds(30)).has_value());
+std::unique_ptr<Cluster> Cluster::Pair(std::vector<std::string> broker_args) {
+  auto cluster = std::make_unique<Cluster>(broker_args);
+  const std::string peer_a = LocalEndpoint();
+  const std::string peer_b = LocalEndpoint();
+  cluster->brokers_.push_back({LocalEndpoint(), broker_args, {}});
+  for (const auto& [index, role, bind, peer] :
+       {std::tuple{0, "--primary", peer_a, peer_b}, std::tuple{1, "--backup", peer_b, peer_a}}) {
+    auto& args = cluster->brokers_[index].args;
+    args.insert(args.end(), {role, "--peer-bind", bind, "--peer", peer});
+  }
+  cluster->endpoint_ = cluster->brokers_[0].bind + "," + cluster->brokers_[1].bind;
+  return cluster;
+}
+
+void Cluster::StartBroker(std::size_t index) {
+  Broker& b = brokers_.at(index);
+  std::vector<std::string> argv = {BinPath("claw-broker"), "--bind", b.bind, "--data",
+                                   dir_.File("data-" + std::to_string(index))};
+  argv.insert(argv.end(), b.args.begin(), b.args.end());
+  b.process = Process::Start(argv, dir_.File("broker-" + std::to_string(index) + ".log"));
+  const bool up = WaitFor([&] {
+    return ClientAt(index, {"--request-timeout", "500ms", "ping"}).code == 0 ||
+           !b.process.Running();
+  });
+  REQUIRE_MESSAGE(up, "broker did not answer PING; log:\n" << broker_log(index));
+  REQUIRE_MESSAGE(b.process.Running(), "broker exited; log:\n" << broker_log(index));
+}
+
+void Cluster::KillBroker(int signal, std::size_t index) {
+  Process& p = brokers_.at(index).process;
+  p.Signal(signal);
+  REQUIRE(p.Wait(std::chrono::seconds(30)).has_value());
+}
+
+RunResult Cluster::ClientAt(std::size_t index, std::vector<std::string> args) {
+  std::vector<std::string> argv = {BinPath("claw-client"), "--broker", brokers_.at(index).bind};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return Run(argv);
 }
 
 Process& Cluster::StartWorker(const std::string& id, const std::string& type,

@@ -20,11 +20,16 @@ class Cluster {
  public:
   // `broker_args` are added to every broker start (e.g. a short --heartbeat).
   explicit Cluster(std::vector<std::string> broker_args = {});
+  // Two brokers, a primary (index 0) and a backup (index 1), each other's peer. Clients and
+  // workers are given both endpoints.
+  static std::unique_ptr<Cluster> Pair(std::vector<std::string> broker_args = {});
 
-  // Starts the broker and waits until it answers PING.
-  void StartBroker();
-  void KillBroker(int signal);  // and waits for it to exit
-  Process& broker() { return broker_; }
+  // Starts a broker and waits until it answers PING.
+  void StartBroker(std::size_t index = 0);
+  void KillBroker(int signal, std::size_t index = 0);  // and waits for it to exit
+  Process& broker(std::size_t index = 0) { return brokers_.at(index).process; }
+  // Runs claw-client against one broker only.
+  RunResult ClientAt(std::size_t index, std::vector<std::string> args);
 
   // Starts `claw-worker --broker E --id ID --type TYPE --exec EXEC` plus `extra`.
   Process& StartWorker(const std::string& id, const std::string& type, const std::string& exec,
@@ -42,15 +47,23 @@ class Cluster {
   bool WaitState(const std::string& id, const std::string& state,
                  std::chrono::milliseconds deadline = std::chrono::seconds(60));
 
+  // Every broker's endpoint, comma-separated.
   const std::string& endpoint() const { return endpoint_; }
   std::string Path(const std::string& name) const { return dir_.File(name); }
-  std::string broker_log() const { return ReadFile(dir_.File("broker.log")); }
+  std::string broker_log(std::size_t index = 0) const {
+    return ReadFile(dir_.File("broker-" + std::to_string(index) + ".log"));
+  }
 
  private:
+  struct Broker {
+    std::string bind;
+    std::vector<std::string> args;  // besides --bind and --data
+    Process process;
+  };
+
   TempDir dir_;
-  std::vector<std::string> broker_args_;
+  std::vector<Broker> brokers_;
   std::string endpoint_;
-  Process broker_;
   std::map<std::string, Process> workers_;
 };
 

@@ -185,7 +185,7 @@ TEST_CASE("a burst of malformed frames leaves the broker serving") {
 
   const bool counted = WaitFor([&] { return c.Json({"cluster"})["malformed"].get<int>() >= 1000; });
   CHECK(counted);
-  CHECK(c.broker().Running());
+  CHECK(c.broker(0).Running());
   c.StartWorker("w1", "after", "cat");
   auto done = c.Client({"submit", "--type", "after", "--payload", "still here", "--wait"});
   CHECK(done.code == 0);
