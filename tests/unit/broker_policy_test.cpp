@@ -143,5 +143,33 @@ TEST_CASE("config: the example file parses and states exactly the defaults") {
   CHECK(example->core.jitter_percent == defaults.core.jitter_percent);
 }
 
+TEST_CASE("config: a broker pair is read from broker.pair and checked") {
+  auto config = ParseConfig(R"(
+broker:
+  pair:
+    role: backup
+    peerBind: "tcp://*:5556"
+    peer: "tcp://a:5556"
+    replication: async
+    heartbeat: 500ms
+    ackTimeout: 3s
+)",
+                            "pair.yaml", {});
+  REQUIRE_MESSAGE(config.has_value(), config.error().message);
+  CHECK(config->pair.enabled);
+  CHECK(!config->pair.primary);
+  CHECK(config->pair.peer_bind == "tcp://*:5556");
+  CHECK(config->pair.peer == "tcp://a:5556");
+  CHECK(!config->pair.sync);
+  CHECK(config->pair.heartbeat_ms == 500);
+  CHECK(config->pair.ack_timeout_ms == 3000);
+  auto missing = ParseConfig("broker:\n  pair:\n    role: primary\n", "pair.yaml", {});
+  REQUIRE(!missing.has_value());
+  CHECK(missing.error().message.find("peerBind") != std::string::npos);
+  auto bad_role = ParseConfig("broker:\n  pair:\n    role: leader\n", "pair.yaml", {});
+  REQUIRE(!bad_role.has_value());
+  CHECK(bad_role.error().message.find("pair.yaml:3: broker.pair.role") == 0);
+}
+
 }  // namespace
 }  // namespace claw::broker
