@@ -244,7 +244,15 @@ void Core::HandleSubmit(const wire::Envelope& from, const wire::SubmitRequest& r
   job.key = r.key.value_or("");
   job.created_at = now.wall_ms;
   job.updated_at = now.wall_ms;
-  ++counts_[StateIndex(JobState::kQueued)];
+  // A delayed job waits, scheduled, for the later of its run_at and now + delay_ms.
+  const std::int64_t not_before =
+      std::max(static_cast<std::int64_t>(r.run_at.value_or(0)),
+               r.delay_ms ? now.wall_ms + static_cast<std::int64_t>(*r.delay_ms) : 0);
+  if (not_before > now.wall_ms) {
+    job.state = JobState::kScheduled;
+    job.run_at = not_before;
+  }
+  ++counts_[StateIndex(job.state)];
   ++pending_by_type_[job.type];
   if (!job.key.empty()) keys_.emplace(job.key, seq);
   MarkDirty(job, /*insert=*/true);
@@ -252,8 +260,8 @@ void Core::HandleSubmit(const wire::Envelope& from, const wire::SubmitRequest& r
   wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
   reply.id = FormatJobId(seq);
   building_.replies.push_back({from, std::move(reply)});
-  spdlog::info("job {} type={} attempt=0 worker=-: submitted (priority {})", FormatJobId(seq),
-               job.type, job.priority);
+  spdlog::info("job {} type={} attempt=0 worker=-: submitted ({}, priority {})", FormatJobId(seq),
+               job.type, wire::Name(job.state), job.priority);
 }
 
 void Core::HandleStatus(const wire::Envelope& from, const wire::StatusRequest& r) {
@@ -791,7 +799,12 @@ void Core::OnBatchDone(const Status& result, Now now) {
   for (auto& deferred : done.replies) Reply(deferred.to, std::move(deferred.reply));
   for (const Seq seq : done.to_enqueue) {
     auto it = jobs_.find(seq);
-    if (it != jobs_.end() && it->second.state == JobState::kQueued) Enqueue(it->second);
+    if (it == jobs_.end()) continue;
+    Job& job = it->second;
+    if (job.state == JobState::kQueued) Enqueue(job);
+    if (job.state == JobState::kScheduled) {
+      scheduled_.push({job.run_at, seq, static_cast<std::uint64_t>(job.run_at)});
+    }
   }
   for (const auto& [seq, insert] : done.dirty) {
     auto it = jobs_.find(seq);

@@ -19,6 +19,7 @@
 #include "client/json_format.hpp"
 #include "client/payload_arg.hpp"
 #include "client/text_format.hpp"
+#include "client/time_arg.hpp"
 #include "schema/duration.hpp"
 
 namespace claw::client {
@@ -43,6 +44,8 @@ struct SubmitArgs {
   std::optional<std::string> backoff;
   std::optional<std::string> max_backoff;
   std::optional<std::string> key;
+  std::optional<std::string> delay;
+  std::optional<std::string> at;
   bool wait = false;
   std::optional<std::string> wait_timeout;
 };
@@ -72,6 +75,15 @@ CLI::Validator PositiveDurationCheck() {
         return *ms > 0 ? std::string() : "the request timeout must be more than 0";
       },
       "DURATION");
+}
+
+CLI::Validator TimestampCheck() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        auto ms = ParseTimestamp(text);
+        return ms ? std::string() : ms.error().message;
+      },
+      "TIME");
 }
 
 CLI::Validator PriorityCheck() {
@@ -208,6 +220,8 @@ int Submit(Connection& connection, const SubmitArgs& args, const GlobalArgs& glo
   if (args.backoff) request.backoff_ms = Ms(*args.backoff);
   if (args.max_backoff) request.max_backoff_ms = Ms(*args.max_backoff);
   request.key = args.key;
+  if (args.delay) request.delay_ms = Ms(*args.delay);
+  if (args.at) request.run_at = static_cast<std::uint64_t>(*ParseTimestamp(*args.at));
 
   auto reply = Request(connection, std::move(request), io);
   if (!reply) return reply.error();
@@ -334,6 +348,11 @@ int RunCli(int argc, const char* const* argv, const CliIo& io) {
       ->check(DurationCheck());
   submit->add_option("--max-backoff", submit_args.max_backoff, "Cap of the retry backoff")
       ->check(DurationCheck());
+  submit->add_option("--delay", submit_args.delay, "Do not run before this long from now, e.g. 30s")
+      ->check(DurationCheck());
+  submit
+      ->add_option("--at", submit_args.at, "Do not run before this time, e.g. 2026-12-01T10:00:00Z")
+      ->check(TimestampCheck());
   submit->add_option("--key", submit_args.key,
                      "Idempotency key (default: a random one, so resends are safe)");
   submit->add_flag("--wait", submit_args.wait,

@@ -234,6 +234,8 @@ void Fields(F& f, const SubmitRequest& v) {
   if (v.backoff_ms) f(field::kBackoffMs, *v.backoff_ms);
   if (v.max_backoff_ms) f(field::kMaxBackoffMs, *v.max_backoff_ms);
   if (v.key) f(field::kKey, *v.key);
+  if (v.run_at) f(field::kRunAt, *v.run_at);
+  if (v.delay_ms) f(field::kDelayMs, *v.delay_ms);
 }
 
 template <typename F, typename T>
@@ -663,6 +665,8 @@ std::expected<ClientRequest, std::string> ReadClientRequest(ClientCommand comman
       r.Opt(field::kBackoffMs, m.backoff_ms);
       r.Opt(field::kMaxBackoffMs, m.max_backoff_ms);
       r.Opt(field::kKey, m.key);
+      r.Opt(field::kRunAt, m.run_at);
+      r.Opt(field::kDelayMs, m.delay_ms);
       return finish(r, std::move(m));
     }
     case ClientCommand::kStatus: {

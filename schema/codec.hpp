@@ -140,6 +140,8 @@ struct SubmitRequest {
   std::optional<std::uint64_t> backoff_ms;
   std::optional<std::uint64_t> max_backoff_ms;
   std::optional<std::string> key;
+  std::optional<std::uint64_t> run_at;
+  std::optional<std::uint64_t> delay_ms;
   bool operator==(const SubmitRequest&) const = default;
 };
 

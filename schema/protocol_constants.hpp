@@ -195,6 +195,7 @@ inline constexpr std::string_view kCapacityTotal = "capacity_total";
 inline constexpr std::string_view kCheckpoint = "checkpoint";
 inline constexpr std::string_view kCluster = "cluster";
 inline constexpr std::string_view kCreatedAt = "created_at";
+inline constexpr std::string_view kDelayMs = "delay_ms";
 inline constexpr std::string_view kDepth = "depth";
 inline constexpr std::string_view kEpoch = "epoch";
 inline constexpr std::string_view kError = "error";

@@ -598,5 +598,38 @@ TEST_CASE("CLUSTER counts workers, capacity, jobs by state and queue depth") {
   CHECK(info.queues[1].type == "u");
 }
 
+TEST_CASE("a delayed job is scheduled, does not run early, and survives a restart") {
+  Harness h;
+  auto reply = h.Submit({.type = "t", .delay_ms = 5000});
+  REQUIRE(reply.status == StatusCode::kAccepted);
+  const auto id = *reply.id;
+  auto info = h.Status(id);
+  CHECK(info.state == JobState::kScheduled);
+  CHECK(*info.run_at == static_cast<std::uint64_t>(h.now().wall_ms + 5000));
+  h.Ready("w1", {"t"}, 1);
+  h.Advance(2000);
+  CHECK(h.JobsTo("w1").empty());
+  h.Commit();
+  h.Open();  // restart
+  CHECK(h.Status(id).state == JobState::kScheduled);
+  h.Ready("w2", {"t"}, 1);
+  h.Advance(2999);
+  CHECK(h.JobsTo("w2").empty());
+  h.Advance(1);
+  CHECK(h.JobsTo("w2").size() == 1);
+}
+
+TEST_CASE("run_at in the past runs at once; the later of run_at and delay wins") {
+  Harness h;
+  h.Ready("w1", {"t"}, 2);
+  h.MessagesTo("w1");
+  h.Submit({.type = "t", .run_at = static_cast<std::uint64_t>(h.now().wall_ms - 1000)});
+  CHECK(h.JobsTo("w1").size() == 1);
+  auto reply = h.Submit({.type = "t",
+                         .run_at = static_cast<std::uint64_t>(h.now().wall_ms + 9000),
+                         .delay_ms = 1000});
+  CHECK(*h.Status(*reply.id).run_at == static_cast<std::uint64_t>(h.now().wall_ms + 9000));
+}
+
 }  // namespace
 }  // namespace claw::broker

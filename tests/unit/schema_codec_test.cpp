@@ -123,7 +123,9 @@ ClientRequest SubmitSample() {
                        .max_attempts = 3,
                        .backoff_ms = 500,
                        .max_backoff_ms = 10'000,
-                       .key = "order-17"};
+                       .key = "order-17",
+                       .run_at = 1'800'000'000'000,
+                       .delay_ms = 30'000};
 }
 ClientRequest StatusSample() { return StatusRequest{.rid = 43, .id = "j-7"}; }
 ClientRequest ListSample() {
