@@ -16,7 +16,11 @@ BStarStep BStarTransition(BStarState state, BStarEvent event, const BStarFacts& 
         case E::kPeerActive:
           return {S::kPassive, A::kNone, "backup is active: passive"};
         case E::kPeerPassive:
-          return {S::kPrimary, A::kNone, ""};  // the peer is about to take over
+          // A passive with older data (or no complete copy: it announces epoch 0) will not take
+          // over; otherwise it is about to.
+          if (f.peer_older)
+            return {S::kActive, A::kNone, "the passive peer has older data: active"};
+          return {S::kPrimary, A::kNone, ""};
         case E::kPeerPrimary:
           return {S::kPrimary, A::kStop, "both brokers are configured as primary"};
         case E::kClientRequest:
@@ -57,17 +61,20 @@ BStarStep BStarTransition(BStarState state, BStarEvent event, const BStarFacts& 
       switch (event) {
         case E::kPeerPrimary:
         case E::kPeerBackup:
+          if (!f.have_copy || f.peer_newer) return {S::kPassive, A::kNone, ""};  // it takes over
           return {S::kActive, A::kNone, "peer restarted: active"};
         case E::kPeerActive:
           return {S::kPassive, A::kNone, ""};
         case E::kPeerPassive:
           // Nobody serves: the one with the newer data takes over, the primary on a tie.
-          if (f.peer_older || (!f.peer_newer && f.primary)) {
+          if (f.have_copy && (f.peer_older || (!f.peer_newer && f.primary))) {
             return {S::kActive, A::kNone, "dual passive: this broker has the newer data, active"};
           }
           return {S::kPassive, A::kNone, ""};
         case E::kClientRequest:
-          if (f.peer_expired) return {S::kActive, A::kServe, "peer silent: failover, active"};
+          if (f.peer_expired && f.have_copy) {
+            return {S::kActive, A::kServe, "peer silent: failover, active"};
+          }
           return {S::kPassive, A::kRefuse, ""};
       }
       break;

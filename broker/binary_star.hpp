@@ -8,7 +8,8 @@
 //   or worker asks it for service (the peer-expired vote); while it hears its peer it refuses;
 // - two actives: the one with the lower epoch (on a tie, the backup) stops; two passives: the
 //   one with the higher epoch (on a tie, the primary) takes over;
-// - at start, a primary whose peer served more recently (a higher epoch) defers to it.
+// - at start, a primary whose peer served more recently (a higher epoch) defers to it;
+// - a passive takes over only with a complete copy of the active's jobs.
 // Failback is manual: a repaired primary comes back as passive while the backup is active.
 #pragma once
 
@@ -33,6 +34,9 @@ struct BStarFacts {
   bool peer_newer = false;    // the peer's epoch is higher than ours
   bool peer_older = false;    // the peer's epoch is lower than ours
   bool primary = false;       // this broker was started as the primary
+  // A passive holds a complete, gap-free copy of the active's jobs. Without one it never takes
+  // over (it would serve with jobs missing) and announces epoch 0.
+  bool have_copy = false;
 };
 
 enum class BStarAction : std::uint8_t {

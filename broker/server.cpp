@@ -1,11 +1,14 @@
 #include "broker/server.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <random>
 
@@ -91,6 +94,9 @@ Result<std::unique_ptr<Server>> Server::Start(const BrokerConfig& config) {
     if (!peer_dealer) return std::unexpected(peer_dealer.error());
     server->peer_dealer_ = std::move(*peer_dealer);
     server->state_ = pair.primary ? BStarState::kPrimary : BStarState::kBackup;
+    // As if the peer had just been heard: nobody takes over before two heartbeats have passed
+    // without a word from the peer (a restarted broker must first learn who is active).
+    server->peer_heard_ms_ = ClockNow().mono_ms;
     spdlog::info("listening on {} as the {} of a pair (peer {}, replication {}), data in {}",
                  server->endpoint(), pair.primary ? "primary" : "backup", pair.peer,
                  pair.sync ? "sync" : "async", config.data_dir);
@@ -128,42 +134,55 @@ Status Server::BecomeActive(Now now) {
 }
 
 Status Server::Run(const std::atomic<bool>& stop) {
-  std::vector<zmq::pollitem_t> items = {{router_.handle(), 0, ZMQ_POLLIN, 0},
-                                        {writer_->socket().handle(), 0, ZMQ_POLLIN, 0}};
-  if (config_.pair.enabled) items.push_back({peer_router_.handle(), 0, ZMQ_POLLIN, 0});
+  // The sockets' file descriptors are edge triggered: one becomes readable when the socket gets
+  // news after an operation that found nothing to read. So the loop polls them with a timeout only
+  // when every socket is armed (its last receive found nothing and nothing was sent on it since);
+  // otherwise it looks again at once, which also handles a burst in fewer sleeps.
+  std::vector<pollfd> fds = {{router_.get(zmq::sockopt::fd), POLLIN, 0},
+                             {writer_->socket().get(zmq::sockopt::fd), POLLIN, 0}};
+  if (config_.pair.enabled) fds.push_back({peer_router_.get(zmq::sockopt::fd), POLLIN, 0});
   while (!stop.load()) {
-    const Now before = ClockNow();
-    std::int64_t wait = kMaxSleepMs;
-    if (core_) {
-      const std::int64_t due = core_->MillisUntilDue(before);
-      if (due >= 0) wait = std::min(wait, due);
+    Now now = ClockNow();
+    const bool armed = router_armed_ && writer_armed_ && (!config_.pair.enabled || peer_armed_);
+    std::int64_t wait = 0;
+    if (armed) {
+      wait = kMaxSleepMs;
+      if (core_) {
+        const std::int64_t due = core_->MillisUntilDue(now);
+        if (due >= 0) wait = std::min(wait, due);
+      }
+      if (config_.pair.enabled)
+        wait = std::min(wait, std::max<std::int64_t>(0, next_state_ms_ - now.mono_ms));
     }
-    if (config_.pair.enabled)
-      wait = std::min(wait, std::max<std::int64_t>(0, next_state_ms_ - before.mono_ms));
-    try {
-      zmq::poll(items.data(), items.size(), std::chrono::milliseconds(wait));
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) return Fail(std::string("poll failed: ") + e.what());
+    if (::poll(fds.data(), fds.size(), static_cast<int>(wait)) < 0) {
+      if (errno != EINTR) return Fail(std::string("poll failed: ") + std::strerror(errno));
       continue;
     }
-    const Now now = ClockNow();
-    if (items[1].revents & ZMQ_POLLIN) {
-      if (auto result = writer_->TakeResult()) OnWriterResult(std::move(*result), now);
+    if (wait > 0) now = ClockNow();
+    if (!writer_armed_ || fds[1].revents != 0) {
+      while (auto result = writer_->TakeResult()) OnWriterResult(std::move(*result), now);
+      writer_armed_ = true;
     }
     if (config_.pair.enabled) {
-      for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
+      int taken = 0;
+      for (; taken < kMaxMessagesPerTurn; ++taken) {
         auto in = wire::ReceiveInbound(peer_router_, peer_limits_);
         if (!in) break;
         if (!in->message || !std::holds_alternative<wire::PeerMessage>(*in->message)) continue;
         HandlePeer(in->from, std::move(std::get<wire::PeerMessage>(*in->message)), now);
       }
+      peer_armed_ = taken < kMaxMessagesPerTurn;
       if (fatal_) return std::unexpected(*fatal_);
       PairTick(now);
     }
-    for (int i = 0; i < kMaxMessagesPerTurn; ++i) {
-      auto in = wire::ReceiveInbound(router_, limits_);
-      if (!in) break;
-      HandleInbound(std::move(*in), now);
+    if (!router_armed_ || fds[0].revents != 0) {
+      int taken = 0;
+      for (; taken < kMaxMessagesPerTurn; ++taken) {
+        auto in = wire::ReceiveInbound(router_, limits_);
+        if (!in) break;
+        HandleInbound(std::move(*in), now);
+      }
+      router_armed_ = taken < kMaxMessagesPerTurn;
     }
     if (core_) core_->OnTick(now);
     FeedWriter();
@@ -216,7 +235,7 @@ void Server::HandleInbound(wire::BrokerInbound in, Now now) {
 
 void Server::HandleWhileNotActive(const wire::Envelope& from, wire::Inbound message, Now now) {
   const std::string refusal =
-      "this broker is " + std::string(Name(state_)) + "; ask its peer " + config_.pair.peer;
+      "this broker is " + std::string(Name(state_)) + "; its peer serves (or is starting to)";
   bool vote = false;
   if (auto* request = std::get_if<wire::ClientRequest>(&message)) {
     if (auto* ping = std::get_if<wire::PingRequest>(request)) {
@@ -231,11 +250,10 @@ void Server::HandleWhileNotActive(const wire::Envelope& from, wire::Inbound mess
   }
   if (vote) {
     BStarFacts facts;
-    facts.peer_expired = !peer_ || now.mono_ms - peer_heard_ms_ >=
-                                       2 * static_cast<std::int64_t>(config_.pair.heartbeat_ms);
+    facts.peer_expired =
+        now.mono_ms - peer_heard_ms_ >= 2 * static_cast<std::int64_t>(config_.pair.heartbeat_ms);
     facts.primary = config_.pair.primary;
-    // Only a complete copy of the active's jobs may serve after the active is gone.
-    if (state_ == BStarState::kPassive && !have_copy_) facts.peer_expired = false;
+    facts.have_copy = have_copy_;
     const BStarStep step = BStarTransition(state_, BStarEvent::kClientRequest, facts);
     if (step.action == BStarAction::kServe) {
       spdlog::warn("{} ({} -> {})", step.why, Name(state_), Name(step.next));
@@ -260,7 +278,10 @@ void Server::HandleWhileNotActive(const wire::Envelope& from, wire::Inbound mess
 
 // ---- the pair ----
 
-std::uint64_t Server::DataEpoch() const { return epoch_; }
+std::uint64_t Server::DataEpoch() const {
+  // A passive's data is a valid copy of the active's only when complete.
+  return state_ == BStarState::kPassive && !have_copy_ ? 0 : epoch_;
+}
 
 void Server::SendPeer(const wire::PeerMessage& message) {
   wire::Send(peer_dealer_, wire::Encode(message));
@@ -287,6 +308,7 @@ void Server::HandlePeer(const wire::Envelope& from, wire::PeerMessage message, N
         if constexpr (std::is_same_v<T, wire::PeerState>) {
           peer_ = m;
           peer_heard_ms_ = now.mono_ms;
+          if (state_ == BStarState::kPassive && have_copy_) CheckCopy(now);
           if (auto event = PeerEvent(m.state)) {
             if (auto s = OnPeerEvent(*event, now); !s) fatal_ = s.error();
           }
@@ -344,11 +366,40 @@ void Server::HandlePeer(const wire::Envelope& from, wire::PeerMessage message, N
       message);
 }
 
+void Server::CheckCopy(Now now) {
+  if (peer_->state != Name(BStarState::kActive)) return;
+  if (peer_->epoch != epoch_) {
+    spdlog::warn(
+        "replication: the active serves epoch {}, this copy is of epoch {}; asking for "
+        "a snapshot",
+        peer_->epoch, epoch_);
+    have_copy_ = false;
+    return;
+  }
+  // Behind for longer than the active waits for an acknowledgement: the active has stopped
+  // shipping to this standby (it declared it out of sync), so only a snapshot can catch up.
+  if (peer_->position <= applied_position_) {
+    behind_.reset();
+  } else if (!behind_ || applied_position_ >= behind_->first) {
+    behind_ = {peer_->position, now.mono_ms};
+  } else if (now.mono_ms - behind_->second >
+             static_cast<std::int64_t>(config_.pair.ack_timeout_ms +
+                                       2 * config_.pair.heartbeat_ms)) {
+    spdlog::warn(
+        "replication: this standby fell behind (at {}, the active at {}); asking for a "
+        "snapshot",
+        applied_position_, peer_->position);
+    have_copy_ = false;
+    behind_.reset();
+  }
+}
+
 Status Server::OnPeerEvent(BStarEvent event, Now now) {
   BStarFacts facts;
   facts.peer_newer = peer_->epoch > DataEpoch();
   facts.peer_older = peer_->epoch < DataEpoch();
   facts.primary = config_.pair.primary;
+  facts.have_copy = have_copy_;
   const BStarStep step = BStarTransition(state_, event, facts);
   if (step.action == BStarAction::kStop) {
     return Fail("stopping: " + std::string(step.why));
@@ -369,16 +420,10 @@ std::optional<wire::PairInfo> Server::PairInfo(Now now) const {
   info.peer = config_.pair.peer;
   if (peer_) info.peer_heard_ms = static_cast<std::uint64_t>(now.mono_ms - peer_heard_ms_);
   info.replication = config_.pair.sync ? "sync" : "async";
-  if (state_ == BStarState::kActive) {
-    info.replica_in_sync = replica_.in_sync;
-    info.position = replica_.position;
-    info.lag = replica_.in_sync ? replica_.position - replica_.acked : 0;
-  } else {
-    info.replica_in_sync = have_copy_;
-    info.position = applied_position_;
-    if (peer_ && peer_->position > applied_position_)
-      info.lag = peer_->position - applied_position_;
-  }
+  // Only the active answers CLUSTER: this is its view of the standby.
+  info.replica_in_sync = replica_.in_sync;
+  info.position = replica_.position;
+  info.lag = replica_.position - std::min(replica_.acked, replica_.position);
   return info;
 }
 
@@ -399,6 +444,7 @@ void Server::FeedWriter() {
 }
 
 void Server::DrainWriter(Now now) {
+  writer_armed_ = false;
   while (in_flight_ || !tasks_.empty()) {
     if (in_flight_) OnWriterResult(writer_->WaitResult(), now);
     if (!tasks_.empty()) {
@@ -430,6 +476,7 @@ void Server::OnWriterResult(WriterResult result, Now now) {
                  task.ack_position);
   }
   applied_position_ = task.ack_position;
+  peer_armed_ = false;
   wire::SendTo(peer_router_, *task.ack_to,
                wire::Encode(wire::PeerMessage{wire::PeerAck{epoch_, task.ack_position}}));
 }
@@ -437,6 +484,7 @@ void Server::OnWriterResult(WriterResult result, Now now) {
 // ---- sending ----
 
 void Server::Send(const wire::Envelope& to, const wire::Frames& frames) {
+  router_armed_ = false;
   wire::SendTo(router_, to, frames);
 }
 
@@ -445,9 +493,9 @@ void Server::Flush(Now now) {
   // Sending may reveal a dead peer, and the Core's reaction may produce more to send; each
   // round sends what the previous one produced, and a dead peer is removed only once.
   for (int round = 0; round < 8 && !core_->outbox().empty(); ++round) {
-    std::vector<Outgoing> out;
-    out.swap(core_->outbox());
-    for (const auto& message : out) {
+    router_armed_ = false;
+    sending_.swap(core_->outbox());
+    for (const auto& message : sending_) {
       switch (wire::SendTo(router_, message.to, message.frames)) {
         case wire::SendOutcome::kSent:
           break;
@@ -459,6 +507,7 @@ void Server::Flush(Now now) {
           break;
       }
     }
+    sending_.clear();
   }
 }
 

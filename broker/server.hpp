@@ -2,7 +2,8 @@
 // and, for a broker pair, the peer sockets around the Binary Star state machine.
 //
 // One loop: receive what is waiting, let the Core decide, hand the next task to the writer when
-// it is idle, send what the Core produced, then sleep in zmq_poll exactly until the next
+// it is idle, send what the Core produced, then look again at once, or, when every socket is
+// known to be empty, sleep in poll on the sockets' file descriptors exactly until the next
 // deadline or the next message. Nothing in the loop blocks on the disk.
 //
 // A standalone broker serves from the start. A broker of a pair starts as PRIMARY or BACKUP
@@ -56,6 +57,8 @@ class Server {
   void HandleWhileNotActive(const wire::Envelope& from, wire::Inbound message, Now now);
   void HandlePeer(const wire::Envelope& from, wire::PeerMessage message, Now now);
   Status OnPeerEvent(BStarEvent event, Now now);
+  // On a passive with a copy: drops the copy when it can no longer catch up by batches.
+  void CheckCopy(Now now);
   void PairTick(Now now);
   void SendPeer(const wire::PeerMessage& message);
   void OnWriterResult(WriterResult result, Now now);
@@ -78,6 +81,13 @@ class Server {
 
   std::deque<Task> tasks_;
   std::optional<Task> in_flight_;
+  std::vector<Outgoing> sending_;  // Flush's buffer, kept for its capacity
+
+  // A socket is armed when its last receive found nothing and nothing was sent on it since, so
+  // its file descriptor will wake poll when something arrives.
+  bool router_armed_ = false;
+  bool writer_armed_ = false;
+  bool peer_armed_ = false;
   ReplicaStatus replica_;
 
   // The pair (unused for a standalone broker).
@@ -91,6 +101,7 @@ class Server {
   bool have_copy_ = false;   // passive: holds a complete, gap-free copy of the active's jobs
   std::uint64_t applied_position_ = 0;
   std::uint64_t expected_position_ = 0;
+  std::optional<std::pair<std::uint64_t, std::int64_t>> behind_;  // (active's position, since)
   std::vector<Job> snapshot_;
   bool snapshot_open_ = false;
   std::optional<Error> fatal_;  // the pair state machine said this broker must stop

@@ -20,7 +20,8 @@ void Expect(const BStarStep& step, S next, A action) {
   CHECK(step.action == action);
 }
 
-const BStarFacts kExpired{.peer_expired = true};
+const BStarFacts kExpired{.peer_expired = true, .have_copy = true};
+const BStarFacts kCopy{.have_copy = true};
 const BStarFacts kNewer{.peer_newer = true};
 const BStarFacts kOlder{.peer_older = true};
 const BStarFacts kTiePrimary{.primary = true};
@@ -36,6 +37,9 @@ TEST_CASE("primary: the backup is active -> passive") {
 }
 TEST_CASE("primary: the backup is passive -> wait, it is taking over") {
   Expect(Step(S::kPrimary, E::kPeerPassive), S::kPrimary, A::kNone);
+}
+TEST_CASE("primary: the passive backup has older data or no copy (epoch 0) -> active") {
+  Expect(Step(S::kPrimary, E::kPeerPassive, kOlder), S::kActive, A::kNone);
 }
 TEST_CASE("primary: another primary -> stop") {
   Expect(Step(S::kPrimary, E::kPeerPrimary), S::kPrimary, A::kStop);
@@ -81,23 +85,36 @@ TEST_CASE("active: dual active, equal epochs -> the primary stays, the backup st
   Expect(Step(S::kActive, E::kPeerActive), S::kActive, A::kStop);
 }
 TEST_CASE("passive: the peer restarted -> active") {
-  Expect(Step(S::kPassive, E::kPeerPrimary), S::kActive, A::kNone);
-  Expect(Step(S::kPassive, E::kPeerBackup), S::kActive, A::kNone);
+  Expect(Step(S::kPassive, E::kPeerPrimary, kCopy), S::kActive, A::kNone);
+  Expect(Step(S::kPassive, E::kPeerBackup, kCopy), S::kActive, A::kNone);
+}
+TEST_CASE("passive: the peer restarted, but this copy is incomplete or older -> stays passive") {
+  Expect(Step(S::kPassive, E::kPeerPrimary), S::kPassive, A::kNone);
+  Expect(Step(S::kPassive, E::kPeerBackup), S::kPassive, A::kNone);
+  Expect(Step(S::kPassive, E::kPeerPrimary, {.peer_newer = true, .have_copy = true}), S::kPassive,
+         A::kNone);
 }
 TEST_CASE("passive: the peer is active -> stays passive") {
   Expect(Step(S::kPassive, E::kPeerActive), S::kPassive, A::kNone);
 }
 TEST_CASE("passive: dual passive -> the newer data, or the primary on a tie, takes over") {
-  Expect(Step(S::kPassive, E::kPeerPassive, kOlder), S::kActive, A::kNone);
-  Expect(Step(S::kPassive, E::kPeerPassive, kNewer), S::kPassive, A::kNone);
-  Expect(Step(S::kPassive, E::kPeerPassive, kTiePrimary), S::kActive, A::kNone);
-  Expect(Step(S::kPassive, E::kPeerPassive), S::kPassive, A::kNone);
+  Expect(Step(S::kPassive, E::kPeerPassive, {.peer_older = true, .have_copy = true}), S::kActive,
+         A::kNone);
+  Expect(Step(S::kPassive, E::kPeerPassive, {.peer_newer = true, .have_copy = true}), S::kPassive,
+         A::kNone);
+  Expect(Step(S::kPassive, E::kPeerPassive, {.primary = true, .have_copy = true}), S::kActive,
+         A::kNone);
+  Expect(Step(S::kPassive, E::kPeerPassive, kCopy), S::kPassive, A::kNone);
+  Expect(Step(S::kPassive, E::kPeerPassive, kOlder), S::kPassive, A::kNone);  // no copy
 }
 TEST_CASE("passive: a request while the active is heard -> refused (no split brain)") {
   Expect(Step(S::kPassive, E::kClientRequest), S::kPassive, A::kRefuse);
 }
 TEST_CASE("passive: a request after the active went silent -> failover, served") {
   Expect(Step(S::kPassive, E::kClientRequest, kExpired), S::kActive, A::kServe);
+}
+TEST_CASE("passive: a request after the active went silent, without a complete copy -> refused") {
+  Expect(Step(S::kPassive, E::kClientRequest, {.peer_expired = true}), S::kPassive, A::kRefuse);
 }
 
 }  // namespace
