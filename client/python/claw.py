@@ -1,0 +1,834 @@
+"""A Claw client and worker for Python, written from schema/ alone.
+
+Claw is a durable ZeroMQ job queue. This module speaks its wire protocol as a third party would,
+from schema/protocol.yaml (the data), schema/PROTOCOL.md (the dialogs) and schema/golden/*.hex
+(the bytes), with nothing but the standard library, pyzmq and msgpack. On Debian use
+/usr/bin/python3 with python3-zmq and python3-msgpack (and python3-yaml to read protocol.yaml).
+
+    client = claw.Client("tcp://127.0.0.1:5555")
+    job_id = client.submit("resize", b"cat.png", priority="high")
+    job = client.wait(job_id, on_progress=lambda pct, msg: print(pct, msg))
+
+    def handler(job):
+        job.progress(50, "half way")
+        return job.payload.upper()
+    claw.Worker("tcp://127.0.0.1:5555", ["resize"], handler).run()
+
+Message bodies are built by the small *_body functions below, in the field order of
+protocol.yaml, so that tests/test_golden.py can compare them byte for byte with the golden files.
+Neither Client nor Worker is thread-safe: use each from one thread (a Worker runs handlers in
+threads of its own, but its socket stays in the thread that called run()).
+"""
+
+import logging
+import os
+import queue
+import random
+import re
+import socket as _socket
+import threading
+import time
+import uuid
+
+import msgpack
+import zmq
+
+__all__ = [
+    "ClawError", "Unreachable", "WaitTimeout", "PermanentFailure", "ProtocolError", "Client",
+    "Worker", "WorkerJob", "Message", "PROTOCOL", "encode", "decode"
+]
+
+# --- Protocol constants -------------------------------------------------------------------------
+
+# The constants this module needs, copied from schema/protocol.yaml. They are used only when that
+# file cannot be read (the module was copied out of the repository, or PyYAML is missing);
+# tests/test_golden.py fails when they drift from the yaml.
+_FALLBACK_PROTOCOL = {
+    "headers": {"client": b"CLAWC1", "worker": b"CLAWW1"},
+    "client_commands": {
+        "SUBMIT": 0x01, "STATUS": 0x02, "LIST": 0x03, "CANCEL": 0x04, "RETRY": 0x05,
+        "CLUSTER": 0x06, "WATCH": 0x07, "PING": 0x08,
+    },
+    "worker_commands": {
+        "READY": 0x01, "WELCOME": 0x02, "JOB": 0x03, "PROGRESS": 0x04, "DONE": 0x05,
+        "FAIL": 0x06, "CANCEL": 0x07, "HEARTBEAT": 0x08, "DISCONNECT": 0x09,
+    },
+    "status_codes": {
+        200: "OK", 202: "ACCEPTED", 400: "BAD_REQUEST", 404: "NOT_FOUND", 409: "CONFLICT",
+        413: "TOO_LARGE", 429: "QUEUE_FULL", 500: "INTERNAL", 501: "UNKNOWN_COMMAND",
+        503: "NOT_ACTIVE", 505: "UNSUPPORTED_VERSION", 507: "STORAGE_ERROR",
+    },
+    "job_states": ["queued", "scheduled", "running", "succeeded", "dead", "cancelled"],
+    "priorities": {"min": 0, "max": 9, "names": {"low": 2, "normal": 5, "high": 7,
+                                                  "critical": 9}},
+    "defaults": {"heartbeat_ms": 1000, "liveness": 3, "client_timeout_ms": 5000},
+}
+
+# Not data in protocol.yaml: PROTOCOL.md section 4.8 names the final states, and 4.8 / 11.7 the
+# watch renewal interval.
+FINAL_STATES = frozenset(["succeeded", "dead", "cancelled"])
+WATCH_RENEW_SECONDS = 2.0
+# PROTOCOL.md 11.7: a client gives up after this many rounds over its endpoints.
+_ROUNDS = 3
+
+
+def _protocol_from_yaml(path):
+    import yaml  # python3-yaml; optional
+
+    with open(path, encoding="utf-8") as f:
+        doc = yaml.safe_load(f)
+    return {
+        "headers": {k: doc["headers"][k].encode("ascii") for k in ("client", "worker")},
+        "client_commands": {c["name"]: c["code"] for c in doc["client"]["commands"]},
+        "worker_commands": {c["name"]: c["code"] for c in doc["worker"]["commands"]},
+        "status_codes": {s["code"]: s["name"] for s in doc["status_codes"]},
+        "job_states": [s["name"] for s in doc["job_states"]],
+        "priorities": doc["priorities"],
+        "defaults": {k: doc["defaults"][k]
+                     for k in ("heartbeat_ms", "liveness", "client_timeout_ms")},
+    }
+
+
+def _load_protocol():
+    """protocol.yaml of this repository (or $CLAW_PROTOCOL_YAML), else the copied constants."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.environ.get("CLAW_PROTOCOL_YAML") or os.path.join(here, "..", "..", "schema",
+                                                                 "protocol.yaml")
+    try:
+        return _protocol_from_yaml(path), path
+    except (ImportError, OSError):
+        return _FALLBACK_PROTOCOL, None
+
+
+PROTOCOL, PROTOCOL_SOURCE = _load_protocol()
+_CLIENT = PROTOCOL["client_commands"]
+_WORKER = PROTOCOL["worker_commands"]
+_STATUS_NAMES = PROTOCOL["status_codes"]
+_STATUS_CODES = {name: code for code, name in _STATUS_NAMES.items()}
+
+# --- Errors -------------------------------------------------------------------------------------
+
+
+class ClawError(Exception):
+    """The broker answered with a status that is not 2xx (or, for Unreachable, did not answer)."""
+
+    def __init__(self, status_name, message="", status=None):
+        super().__init__(f"{status_name}: {message}" if message else status_name)
+        self.status_name = status_name
+        self.message = message
+        self.status = status
+
+
+class Unreachable(ClawError):
+    """No broker answered in time (every endpoint, three rounds)."""
+
+    def __init__(self, message):
+        super().__init__("UNREACHABLE", message)
+
+
+class WaitTimeout(Exception):
+    """Client.wait gave up; the job goes on. `job` is the last snapshot seen (or None)."""
+
+    def __init__(self, job_id, job):
+        super().__init__(f"timed out waiting for job {job_id}")
+        self.job_id = job_id
+        self.job = job
+
+
+class PermanentFailure(Exception):
+    """Raised by a handler: the job failed and must not be retried (it is dead at once)."""
+
+
+class ProtocolError(Exception):
+    """Frames that are not a well-formed Claw message."""
+
+
+# --- Codec --------------------------------------------------------------------------------------
+
+
+class Message:
+    """One decoded message: its dialog ("client" or "worker"), command name, code and body."""
+
+    def __init__(self, dialog, command, code, body):
+        self.dialog = dialog
+        self.command = command
+        self.code = code
+        self.body = body
+
+    def __repr__(self):
+        return f"Message({self.dialog!r}, {self.command!r}, {self.code}, {self.body!r})"
+
+
+def encode(dialog, command, body):
+    """The three frames of a message: header, command code byte, msgpack body."""
+    codes = _CLIENT if dialog == "client" else _WORKER
+    return [PROTOCOL["headers"][dialog], bytes([codes[command]]),
+            msgpack.packb(body, use_bin_type=True)]
+
+
+def decode(frames):
+    """A Message from three frames; raises ProtocolError for anything else."""
+    if len(frames) != 3:
+        raise ProtocolError(f"expected 3 frames, got {len(frames)}")
+    header, code, body = frames
+    dialogs = {h: d for d, h in PROTOCOL["headers"].items()}
+    if header not in dialogs:
+        raise ProtocolError(f"unknown header {header!r}")
+    if len(code) != 1:
+        raise ProtocolError("the command frame is not one byte")
+    dialog = dialogs[header]
+    names = {c: n for n, c in (_CLIENT if dialog == "client" else _WORKER).items()}
+    try:
+        decoded = msgpack.unpackb(body, raw=False, strict_map_key=False)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as e:
+        raise ProtocolError(f"bad msgpack body: {e}") from e
+    if not isinstance(decoded, dict):
+        raise ProtocolError("the body is not a map")
+    # PROTOCOL.md section 2: a nil value counts as absent.
+    decoded = {k: v for k, v in decoded.items() if isinstance(k, str) and v is not None}
+    return Message(dialog, names.get(code[0], f"0x{code[0]:02x}"), code[0], decoded)
+
+
+def _fields(*pairs):
+    """A body map of the (name, value) pairs whose value is not None, in the given order."""
+    return {name: value for name, value in pairs if value is not None}
+
+
+def submit_body(rid, type, payload=None, priority=None, timeout_ms=None, max_attempts=None,
+                backoff_ms=None, max_backoff_ms=None, key=None):
+    return _fields(("rid", rid), ("type", type), ("payload", payload), ("priority", priority),
+                   ("timeout_ms", timeout_ms), ("max_attempts", max_attempts),
+                   ("backoff_ms", backoff_ms), ("max_backoff_ms", max_backoff_ms), ("key", key))
+
+
+def id_body(rid, id):
+    """STATUS, CANCEL, RETRY and WATCH requests."""
+    return {"rid": rid, "id": id}
+
+
+def list_body(rid, state=None, type=None, limit=None):
+    return _fields(("rid", rid), ("state", state), ("type", type), ("limit", limit))
+
+
+def rid_body(rid):
+    """CLUSTER and PING requests."""
+    return {"rid": rid}
+
+
+def ready_body(worker_id, types, capacity=None, labels=None):
+    return _fields(("worker_id", worker_id), ("types", list(types)), ("capacity", capacity),
+                   ("labels", labels))
+
+
+def progress_body(id, lease, percent=None, message=None, checkpoint=None):
+    return _fields(("id", id), ("lease", lease), ("percent", percent), ("message", message),
+                   ("checkpoint", checkpoint))
+
+
+def done_body(id, lease, result=b""):
+    return {"id": id, "lease": lease, "result": bytes(result)}
+
+
+def fail_body(id, lease, error, permanent=False):
+    return {"id": id, "lease": lease, "error": error, "permanent": bool(permanent)}
+
+
+def disconnect_body(reason=None):
+    return _fields(("reason", reason))
+
+
+# --- Sockets ------------------------------------------------------------------------------------
+
+
+def _endpoint_list(endpoints):
+    if isinstance(endpoints, str):
+        endpoints = endpoints.split(",")
+    result = [e.strip() for e in endpoints if e.strip()]
+    if not result:
+        raise ValueError("no broker endpoint given")
+    return result
+
+
+def _dealer(context, endpoint):
+    # PROTOCOL.md section 1: LINGER=0 and IMMEDIATE=1 for DEALERs.
+    sock = context.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IMMEDIATE, 1)
+    sock.connect(endpoint)
+    return sock
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, None: 1000}
+
+
+def _millis(value):
+    """Seconds (a number) or a duration string ("500ms", "30s", "5m") as whole milliseconds."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if not match:
+            raise ValueError(f"bad duration {value!r}")
+        return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+    return int(round(float(value) * 1000))
+
+
+def _priority(value):
+    if value is None or isinstance(value, int):
+        return value
+    names = PROTOCOL["priorities"]["names"]
+    if value in names:
+        return names[value]
+    return int(value)
+
+
+# --- Client -------------------------------------------------------------------------------------
+
+
+class Client:
+    """A DEALER client that fails over across a broker pair (PROTOCOL.md 4.1 and 11.7).
+
+    `timeout` is the request timeout in seconds: a request unanswered for that long is resent,
+    with the same rid (and a SUBMIT with the same idempotency key), to the next endpoint. A broker
+    answering NOT_ACTIVE also moves the client on. After three rounds over every endpoint the
+    request raises Unreachable.
+    """
+
+    def __init__(self, endpoints="tcp://127.0.0.1:5555", timeout=None, context=None):
+        self.endpoints = _endpoint_list(endpoints)
+        default = PROTOCOL["defaults"]["client_timeout_ms"] / 1000.0
+        self.timeout = default if timeout is None else float(timeout)
+        self._context = context or zmq.Context.instance()
+        self._index = 0
+        self._socket = None
+        self._rid = 0
+        self.last_submit_existing = None  # `existing` of the last SUBMIT's reply
+
+    def close(self):
+        if self._socket is not None:
+            self._socket.close(0)
+            self._socket = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @property
+    def endpoint(self):
+        """The endpoint in use now."""
+        return self.endpoints[self._index]
+
+    # Requests.
+
+    def submit(self, type, payload=b"", priority=None, timeout=None, max_attempts=None,
+               backoff=None, max_backoff=None, key=None):
+        """Submits a job and returns its id once the broker has committed it.
+
+        `priority` is 0-9 or a name (low, normal, high, critical); `timeout`, `backoff` and
+        `max_backoff` are seconds or duration strings ("500ms", "30s"). Without a `key` a random
+        one is made, so that a resend after a lost reply cannot create a second job.
+        """
+        if isinstance(payload, str):
+            payload = payload.encode("utf-8")
+        body = submit_body(self._next_rid(), type, bytes(payload), _priority(priority),
+                           _millis(timeout), max_attempts, _millis(backoff),
+                           _millis(max_backoff), key if key is not None else self.new_key())
+        reply = self._request("SUBMIT", body)
+        self.last_submit_existing = bool(reply.get("existing", False))
+        return reply["id"]
+
+    @staticmethod
+    def new_key():
+        return "py-" + uuid.uuid4().hex
+
+    def status(self, id):
+        """The job, with its payload."""
+        return self._request("STATUS", id_body(self._next_rid(), id))["job"]
+
+    def list(self, state=None, type=None, limit=None):
+        """Jobs, newest first, without payloads."""
+        return self._request("LIST", list_body(self._next_rid(), state, type, limit))["jobs"]
+
+    def cancel(self, id):
+        return self._request("CANCEL", id_body(self._next_rid(), id))["job"]
+
+    def retry(self, id):
+        return self._request("RETRY", id_body(self._next_rid(), id))["job"]
+
+    def cluster(self):
+        return self._request("CLUSTER", rid_body(self._next_rid()))["cluster"]
+
+    def ping(self):
+        """{"role": ..., "epoch": ...} of the broker in use (PING never fails over on role)."""
+        reply = self._request("PING", rid_body(self._next_rid()))
+        return {"role": reply.get("role"), "epoch": reply.get("epoch")}
+
+    def wait(self, id, timeout=None, on_progress=None):
+        """Follows the job with WATCH until it is final and returns it (a job dict).
+
+        `on_progress(percent, message)` is called each time the job's progress changes
+        (either may be None). Raises WaitTimeout after `timeout` seconds (None: no limit),
+        ClawError for a refusal such as NOT_FOUND, and Unreachable when no broker answers.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        body = id_body(self._next_rid(), id)
+        last_job = None
+        last_progress = None
+        unanswered = 0  # WATCHes in a row that got no answer
+        not_active = 0  # NOT_ACTIVE answers in a row
+
+        def left(now):
+            return float("inf") if deadline is None else deadline - now
+
+        def send():
+            # A WATCH that cannot even be sent counts as unanswered at once.
+            if self._send("WATCH", body, min(self.timeout, max(0.0, left(time.monotonic())))):
+                return time.monotonic()
+            return time.monotonic() - self.timeout
+
+        sent_at = send()
+        answered = False  # the broker answered since the last send
+        while True:
+            now = time.monotonic()
+            if left(now) <= 0:
+                raise WaitTimeout(id, last_job)
+            # Renew after WATCH_RENEW_SECONDS of silence; fail over when a WATCH (which the
+            # broker answers at once) goes unanswered for the request timeout.
+            silence = WATCH_RENEW_SECONDS if answered else self.timeout
+            wake = min(sent_at + silence, now + left(now))
+            reply = self._receive("WATCH", body["rid"], max(0.0, wake - now))
+            if reply is None:
+                now = time.monotonic()
+                if now < sent_at + silence:
+                    continue  # the deadline: checked at the top
+                if not answered:
+                    unanswered += 1
+                    if unanswered >= _ROUNDS * len(self.endpoints):
+                        raise Unreachable(f"no broker answered WATCH of {id}")
+                    self._next_endpoint()
+                sent_at, answered = send(), False
+                continue
+            unanswered = 0
+            if reply.get("status") == _STATUS_CODES["NOT_ACTIVE"]:
+                not_active += 1
+                if not_active >= _ROUNDS * len(self.endpoints):
+                    raise ClawError("NOT_ACTIVE", reply.get("message", ""), reply["status"])
+                if not_active % len(self.endpoints) == 0:
+                    time.sleep(min(self.timeout, max(0.0, left(time.monotonic()))))
+                self._next_endpoint()
+                sent_at, answered = send(), False
+                continue
+            _raise_for_status(reply)
+            not_active = 0
+            sent_at, answered = time.monotonic(), True
+            job = reply["job"]
+            last_job = job
+            progress = job.get("progress") or {}
+            current = (progress.get("percent"), progress.get("message"))
+            if on_progress is not None and progress and current != last_progress:
+                on_progress(*current)
+            last_progress = current
+            if job.get("state") in FINAL_STATES:
+                return job
+
+    # Lazy Pirate (PROTOCOL.md 11.7).
+
+    def _next_rid(self):
+        self._rid += 1  # from 1: rid 0 answers a request the broker could not read
+        return self._rid
+
+    def _ensure_socket(self):
+        if self._socket is None:
+            self._socket = _dealer(self._context, self.endpoint)
+        return self._socket
+
+    def _next_endpoint(self):
+        # A new socket, so that nothing queued for the silent broker is delivered later.
+        self.close()
+        self._index = (self._index + 1) % len(self.endpoints)
+
+    def _send(self, command, body, wait_seconds):
+        """Sends once the socket has a connection (IMMEDIATE); False if none came in time."""
+        sock = self._ensure_socket()
+        if not sock.poll(int(wait_seconds * 1000) + 1, zmq.POLLOUT):
+            return False
+        try:
+            sock.send_multipart(encode("client", command, body), zmq.NOBLOCK)
+        except zmq.Again:
+            return False
+        return True
+
+    def _receive(self, command, rid, wait_seconds):
+        """The reply to (command, rid) within wait_seconds, or None. Drops anything else."""
+        end = time.monotonic() + wait_seconds
+        sock = self._ensure_socket()
+        while True:
+            left = end - time.monotonic()
+            if left <= 0 or not sock.poll(int(left * 1000) + 1):
+                if time.monotonic() >= end:
+                    return None
+                continue
+            try:
+                message = decode(sock.recv_multipart())
+            except ProtocolError:
+                continue
+            if (message.dialog == "client" and message.command == command and
+                    message.body.get("rid") == rid):
+                return message.body
+
+    def _request(self, command, body):
+        """Sends one request with failover and returns the 2xx reply body."""
+        rounds = 0
+        while rounds < _ROUNDS:
+            all_not_active = True
+            for _ in range(len(self.endpoints)):
+                end = time.monotonic() + self.timeout
+                reply = None
+                if self._send(command, body, self.timeout):
+                    reply = self._receive(command, body["rid"], end - time.monotonic())
+                if reply is None:
+                    all_not_active = False
+                    self._next_endpoint()
+                    continue
+                if reply.get("status") == _STATUS_CODES["NOT_ACTIVE"]:
+                    self._next_endpoint()
+                    continue
+                _raise_for_status(reply)
+                return reply
+            rounds += 1
+            if all_not_active and rounds < _ROUNDS:
+                time.sleep(self.timeout)
+        raise Unreachable(f"no broker answered {command} ({', '.join(self.endpoints)})")
+
+
+def _raise_for_status(reply):
+    status = reply.get("status", 0)
+    if 200 <= status < 300:
+        return
+    # PROTOCOL.md 4.2: an unknown status is a failure of its class.
+    name = _STATUS_NAMES.get(status, f"{status // 100}xx")
+    raise ClawError(name, reply.get("message", ""), status)
+
+
+# --- Worker -------------------------------------------------------------------------------------
+
+
+def _as_bytes(value):
+    """A bin field's value; PROTOCOL.md section 2 lets a sender write str for bin."""
+    return value.encode("utf-8") if isinstance(value, str) else bytes(value)
+
+
+class WorkerJob:
+    """One attempt of one job, as handed to a Worker's handler.
+
+    Attributes: id, type, payload (bytes), attempt (1 for the first), priority, timeout (seconds),
+    checkpoint (bytes from an earlier attempt, or None) and cancelled (True once the broker has
+    cancelled the attempt, the attempt timed out or the worker lost its session; the handler
+    should then return soon, its outcome is dropped).
+    """
+
+    def __init__(self, body, report):
+        self.id = body["id"]
+        self.type = body["type"]
+        self.payload = _as_bytes(body["payload"])
+        self.lease = body["lease"]
+        self.attempt = body["attempt"]
+        self.priority = body.get("priority")
+        self.timeout = body["timeout_ms"] / 1000.0
+        self.checkpoint = _as_bytes(body["checkpoint"]) if "checkpoint" in body else None
+        self._report = report
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self):
+        return self._cancelled.is_set()
+
+    def progress(self, percent=None, message=None, checkpoint=None):
+        """Reports progress (percent 0-100, a message) and optionally a checkpoint."""
+        if percent is not None:
+            percent = max(0, min(100, int(percent)))
+        if isinstance(checkpoint, str):
+            checkpoint = checkpoint.encode("utf-8")
+        self._report("PROGRESS", progress_body(self.id, self.lease, percent, message, checkpoint))
+
+    def save_checkpoint(self, data):
+        """Stores opaque state from which a later attempt may resume (as job.checkpoint)."""
+        self.progress(checkpoint=data)
+
+
+class _Session:
+    """One connection's state: its socket, its timing and the jobs it holds, by lease."""
+
+    def __init__(self, number, sock, endpoint, now):
+        self.number = number
+        self.socket = sock
+        self.endpoint = endpoint
+        self.welcomed = False
+        self.heartbeat = PROTOCOL["defaults"]["heartbeat_ms"] / 1000.0
+        self.liveness = PROTOCOL["defaults"]["liveness"]
+        self.last_sent = now
+        self.last_heard = now
+        self.jobs = {}  # lease -> (WorkerJob, deadline)
+
+    @property
+    def dead_after(self):
+        return self.heartbeat * self.liveness
+
+
+class Worker:
+    """Runs `handler(job)` for each job of `types` the broker hands it (PROTOCOL.md section 7).
+
+    The handler returns bytes (or str, or None for empty) on success, raises PermanentFailure to
+    make the job dead at once, or raises any other exception for a retryable failure. Handlers run
+    in threads, up to `capacity` at once; the socket, heartbeats and replies stay in the thread
+    that calls run(). A CANCEL, a job timeout or the loss of the session sets job.cancelled and
+    answers the broker at once (FAIL); whatever the handler returns afterwards is dropped.
+    """
+
+    def __init__(self, endpoints, types, handler, capacity=1, worker_id=None, labels=None,
+                 context=None, reconnect_min=0.1, reconnect_max=5.0, stop_grace=10.0):
+        self.endpoints = _endpoint_list(endpoints)
+        self.types = [types] if isinstance(types, str) else list(types)
+        self.handler = handler
+        self.capacity = int(capacity)
+        self.worker_id = worker_id or _default_worker_id()
+        self.labels = dict(labels) if labels else None
+        self.reconnect_min = reconnect_min
+        self.reconnect_max = reconnect_max
+        self.stop_grace = stop_grace
+        self.log = logging.getLogger("claw.worker")
+        self._context = context or zmq.Context.instance()
+        self._outbox = queue.Queue()  # (session number, lease or None, command, body)
+        self._wake_read, self._wake_write = os.pipe()
+        os.set_blocking(self._wake_read, False)
+        self._index = -1
+        self._sessions = 0
+        self._session = None
+        self._backoff = reconnect_min
+        self.welcomes = 0  # WELCOMEs received, for tests and monitoring
+
+    def run(self, stop_event=None):
+        """Serves until stop_event is set, then fails what is left and says DISCONNECT."""
+        stop_event = stop_event or threading.Event()
+        try:
+            while not stop_event.is_set():
+                self._connect()
+                self._serve(stop_event)
+                if not stop_event.is_set():
+                    self._end_session()
+                    self._sleep_backoff(stop_event)
+            if self._session is not None:
+                self._drain_and_disconnect()
+        finally:
+            if self._session is not None:
+                self._end_session()
+            os.close(self._wake_read)
+            os.close(self._wake_write)
+
+    # Sessions.
+
+    def _connect(self):
+        self._index = (self._index + 1) % len(self.endpoints)
+        endpoint = self.endpoints[self._index]
+        self._sessions += 1
+        now = time.monotonic()
+        self._session = _Session(self._sessions, _dealer(self._context, endpoint), endpoint, now)
+        # READY waits for the connection (at most the WELCOME timeout): with IMMEDIATE it would
+        # otherwise be dropped when sent before the TCP handshake is done.
+        self._send("READY", ready_body(self.worker_id, self.types, self.capacity, self.labels),
+                   self._session.dead_after)
+        self.log.info("worker %s: READY to %s", self.worker_id, endpoint)
+
+    def _end_session(self):
+        """Stops the jobs of the session (their outcomes are dropped) and closes its socket."""
+        session = self._session
+        for job, _ in session.jobs.values():
+            job._cancelled.set()
+        session.jobs.clear()
+        session.socket.close(0)
+        self._session = None
+
+    def _sleep_backoff(self, stop_event):
+        delay = self._backoff * (1.0 + random.random() * 0.5)  # jitter: up to +50%
+        self._backoff = min(self.reconnect_max, self._backoff * 2)
+        self.log.info("worker %s: reconnecting in %.2fs", self.worker_id, delay)
+        stop_event.wait(delay)
+
+    def _serve(self, stop_event):
+        """Runs one session until it is over (returns) or stop_event is set."""
+        session = self._session
+        poller = zmq.Poller()
+        poller.register(session.socket, zmq.POLLIN)
+        poller.register(self._wake_read, zmq.POLLIN)
+        while not stop_event.is_set():
+            now = time.monotonic()
+            if now - session.last_heard >= session.dead_after:
+                self.log.warning("worker %s: %s silent for %.1fs", self.worker_id,
+                                 session.endpoint, now - session.last_heard)
+                return
+            if session.welcomed and now - session.last_sent >= session.heartbeat:
+                self._send("HEARTBEAT", {})
+            self._expire_jobs(now)
+            wake = min(session.last_heard + session.dead_after,
+                       session.last_sent + session.heartbeat if session.welcomed else now + 0.1,
+                       now + 0.1)  # at least ten looks at stop_event a second
+            events = dict(poller.poll(max(1, int((wake - time.monotonic()) * 1000) + 1)))
+            if self._wake_read in events:
+                self._flush_outbox()
+            if session.socket in events:
+                while session.socket.poll(0):
+                    if not self._handle(session.socket.recv_multipart()):
+                        return
+
+    def _handle(self, frames):
+        """Handles one message from the broker; False when the session is over."""
+        session = self._session
+        session.last_heard = time.monotonic()
+        try:
+            message = decode(frames)
+        except ProtocolError as e:
+            self.log.warning("worker %s: dropped a bad message: %s", self.worker_id, e)
+            return True
+        if message.dialog != "worker":
+            return True
+        body = message.body
+        if message.command == "WELCOME":
+            session.welcomed = True
+            session.heartbeat = body["heartbeat_ms"] / 1000.0
+            session.liveness = body["liveness"]
+            self._backoff = self.reconnect_min
+            self.welcomes += 1
+            self.log.info("worker %s: WELCOME from %s (epoch %s)", self.worker_id,
+                          session.endpoint, body.get("epoch"))
+        elif message.command == "JOB":
+            self._start_job(body)
+        elif message.command == "CANCEL":
+            self._stop_job(body["lease"], body.get("reason") or "cancelled")
+        elif message.command == "DISCONNECT":
+            self.log.warning("worker %s: DISCONNECT from %s: %s", self.worker_id,
+                             session.endpoint, body.get("reason", ""))
+            return False
+        return True
+
+    # Jobs.
+
+    def _start_job(self, body):
+        session = self._session
+        number = session.number
+        job = WorkerJob(body, lambda command, b: self._report(number, None, command, b))
+        session.jobs[job.lease] = (job, time.monotonic() + job.timeout)
+        self.log.info("worker %s: job %s type %s attempt %s", self.worker_id, job.id, job.type,
+                      job.attempt)
+        thread = threading.Thread(target=self._run_handler, args=(number, job),
+                                  name=f"claw-job-{job.id}", daemon=True)
+        thread.start()
+
+    def _run_handler(self, number, job):
+        try:
+            result = self.handler(job)
+            if result is None:
+                result = b""
+            elif isinstance(result, str):
+                result = result.encode("utf-8")
+            outcome = ("DONE", done_body(job.id, job.lease, bytes(result)))
+        except PermanentFailure as e:
+            outcome = ("FAIL", fail_body(job.id, job.lease, str(e) or "permanent failure", True))
+        except Exception as e:  # the handler's failure, whatever it is, fails the attempt
+            error = f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+            outcome = ("FAIL", fail_body(job.id, job.lease, error, False))
+        self._report(number, job.lease, *outcome)
+
+    def _report(self, number, lease, command, body):
+        """From any thread: queue a message for the loop thread and wake it."""
+        self._outbox.put((number, lease, command, body))
+        os.write(self._wake_write, b"\0")
+
+    def _flush_outbox(self):
+        try:
+            while os.read(self._wake_read, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        session = self._session
+        while True:
+            try:
+                number, lease, command, body = self._outbox.get_nowait()
+            except queue.Empty:
+                return
+            if number != session.number:
+                continue  # from a session that is over: the broker no longer counts that job
+            if command == "PROGRESS":
+                held = session.jobs.get(body["lease"])
+                if held is None or held[0].cancelled:
+                    continue
+            else:
+                if session.jobs.pop(lease, None) is None:
+                    continue  # already answered (cancelled or timed out)
+            self._send(command, body)
+
+    def _stop_job(self, lease, reason):
+        """Cancels one attempt and answers its lease at once, freeing the slot (7.5)."""
+        held = self._session.jobs.pop(lease, None)
+        if held is None:
+            return
+        job = held[0]
+        job._cancelled.set()
+        self.log.info("worker %s: job %s stopped: %s", self.worker_id, job.id, reason)
+        self._send("FAIL", fail_body(job.id, lease, reason, False))
+
+    def _expire_jobs(self, now):
+        for lease, (job, deadline) in list(self._session.jobs.items()):
+            if now >= deadline:
+                self._stop_job(lease, f"timed out after {job.timeout:g}s")
+
+    def _drain_and_disconnect(self):
+        """Gives running handlers stop_grace seconds, fails the rest, then says DISCONNECT."""
+        session = self._session
+        end = time.monotonic() + self.stop_grace
+        poller = zmq.Poller()
+        poller.register(session.socket, zmq.POLLIN)
+        poller.register(self._wake_read, zmq.POLLIN)
+        while session.jobs and time.monotonic() < end:
+            events = dict(poller.poll(100))
+            if self._wake_read in events:
+                self._flush_outbox()
+            if session.socket in events:
+                while session.socket.poll(0):
+                    try:
+                        message = decode(session.socket.recv_multipart())
+                    except ProtocolError:
+                        continue
+                    if message.command == "JOB":  # no new work while stopping
+                        body = message.body
+                        self._send("FAIL", fail_body(body["id"], body["lease"], "worker stopping"))
+                    elif message.command == "CANCEL":
+                        self._stop_job(message.body["lease"], "cancelled")
+                    elif message.command == "DISCONNECT":
+                        return
+            if time.monotonic() - session.last_sent >= session.heartbeat:
+                self._send("HEARTBEAT", {})
+        for lease in list(session.jobs):
+            self._stop_job(lease, "worker stopping")
+        self._send("DISCONNECT", disconnect_body("worker stopping"))
+        self.log.info("worker %s: stopped", self.worker_id)
+
+    def _send(self, command, body, wait_seconds=0.0):
+        """Sends on the session's socket; a message with no connection to go to is dropped
+        (IMMEDIATE), which the heartbeat rules then treat like any lost message."""
+        session = self._session
+        if wait_seconds > 0:
+            session.socket.poll(int(wait_seconds * 1000) + 1, zmq.POLLOUT)
+        try:
+            session.socket.send_multipart(encode("worker", command, body), zmq.NOBLOCK)
+        except zmq.Again:
+            self.log.debug("worker %s: %s dropped, not connected to %s", self.worker_id, command,
+                           session.endpoint)
+        session.last_sent = time.monotonic()
+
+
+def _default_worker_id():
+    host = re.sub(r"[^A-Za-z0-9_.:-]", "-", _socket.gethostname())[:100]
+    return f"py-{host}-{os.getpid()}"
