@@ -21,7 +21,7 @@ namespace {
 
 // Migration N (1-based) brings a file from user_version N-1 to N. Append new steps; never edit
 // a step that has shipped. Each runs in its own transaction with the user_version it sets.
-constexpr std::array<const char*, 1> kMigrations = {
+constexpr std::array<const char*, 2> kMigrations = {
     // 1: jobs and meta. A job without a key has key NULL; result and checkpoint are NULL when
     // unset; progress_message is NULL when the job has no progress, and progress_percent is NULL
     // when it has none or its progress carries no percent.
@@ -51,6 +51,39 @@ constexpr std::array<const char*, 1> kMigrations = {
       CREATE INDEX jobs_state_seq ON jobs (state, seq);
       CREATE INDEX jobs_type_seq ON jobs (type, seq);
       CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+    )sql",
+    // 2: the key's uniqueness as a partial index, so that the many jobs without a key cost no
+    // index entry (the column constraint of 1 indexed every row). SQLite cannot drop a
+    // constraint, so the table is rebuilt.
+    R"sql(
+      CREATE TABLE jobs_2 (
+        seq INTEGER PRIMARY KEY,
+        type TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        timeout_ms INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL,
+        backoff_ms INTEGER NOT NULL,
+        max_backoff_ms INTEGER NOT NULL,
+        key TEXT,
+        attempts INTEGER NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        run_at INTEGER NOT NULL,
+        worker TEXT NOT NULL,
+        error TEXT NOT NULL,
+        result BLOB,
+        progress_percent INTEGER,
+        progress_message TEXT,
+        checkpoint BLOB
+      );
+      INSERT INTO jobs_2 SELECT * FROM jobs;
+      DROP TABLE jobs;
+      ALTER TABLE jobs_2 RENAME TO jobs;
+      CREATE UNIQUE INDEX jobs_key ON jobs (key) WHERE key IS NOT NULL;
+      CREATE INDEX jobs_state_seq ON jobs (state, seq);
+      CREATE INDEX jobs_type_seq ON jobs (type, seq);
     )sql",
 };
 

@@ -504,5 +504,50 @@ TEST_CASE("LoadKeys returns every key with its job, in seq order, skipping jobs 
   CHECK(*keys == std::vector<std::pair<std::string, Seq>>{{"alpha", 1}, {"gamma", 3}});
 }
 
+TEST_CASE("migration 2 keeps every job of a version 1 file and still refuses a duplicate key") {
+  TempDir dir;
+  const std::string path = dir.File("claw.db");
+  {
+    // A file as schema version 1 left it.
+    RawDb raw(path);
+    raw.Exec(R"sql(
+      PRAGMA journal_mode=WAL;
+      CREATE TABLE jobs (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, payload BLOB NOT NULL,
+        priority INTEGER NOT NULL, state TEXT NOT NULL, timeout_ms INTEGER NOT NULL,
+        max_attempts INTEGER NOT NULL, backoff_ms INTEGER NOT NULL,
+        max_backoff_ms INTEGER NOT NULL, key TEXT UNIQUE, attempts INTEGER NOT NULL,
+        created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, run_at INTEGER NOT NULL,
+        worker TEXT NOT NULL, error TEXT NOT NULL, result BLOB, progress_percent INTEGER,
+        progress_message TEXT, checkpoint BLOB);
+      CREATE INDEX jobs_state_seq ON jobs (state, seq);
+      CREATE INDEX jobs_type_seq ON jobs (type, seq);
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO jobs VALUES (1, 't', x'00', 5, 'queued', 1000, 3, 10, 100, 'k1', 0, 1, 2, 0,
+        '', '', NULL, NULL, NULL, NULL);
+      INSERT INTO jobs VALUES (2, 't', x'01', 5, 'succeeded', 1000, 3, 10, 100, NULL, 1, 1, 2, 0,
+        'w', '', x'ff', 100, 'done', NULL);
+      INSERT INTO meta VALUES ('epoch', 7);
+      PRAGMA user_version=1;
+    )sql");
+  }
+  auto store = OpenStore(path);
+  CHECK(RawDb(path).QueryText("PRAGMA user_version") ==
+        std::to_string(SqliteJobStore::SchemaVersion()));
+  auto one = store->Get(1);
+  REQUIRE(one.has_value());
+  REQUIRE(one->has_value());
+  CHECK((*one)->key == "k1");
+  auto two = store->Get(2);
+  REQUIRE(two->has_value());
+  CHECK((*two)->state == JobState::kSucceeded);
+  CHECK(*(*two)->result == std::string("\xff", 1));
+  CHECK((*two)->progress->message == "done");
+  CHECK(*store->Epoch() == 7);
+  Job dup = MakeJob(3);
+  dup.key = "k1";
+  CHECK(!store->Apply(WriteBatch{{{true, dup}}}).has_value());
+  CHECK(store->Apply(WriteBatch{{{true, MakeJob(4)}, {true, MakeJob(5)}}}).has_value());
+}
+
 }  // namespace
 }  // namespace claw::broker
