@@ -143,5 +143,29 @@ TEST_CASE("with the peer link up, the passive never becomes active") {
   CHECK(cluster["pair"]["peer_state"] == "passive");
 }
 
+TEST_CASE("a client waiting on a job keeps waiting across a failover and gets the result") {
+  auto c = Cluster::Pair(kFastWorkers);
+  c->StartBroker(0);
+  c->StartBroker(1);
+  REQUIRE(WaitFor([&] { return Role(*c, 0) == "active" && Role(*c, 1) == "passive"; }));
+  REQUIRE(WaitFor([&] {
+    auto cluster = c->Json({"cluster"});
+    return cluster.contains("pair") && cluster["pair"]["replica_in_sync"] == true;
+  }));
+  // The job takes a while, so the failover lands in the middle of it.
+  c->StartWorker("w1", "slow", "sleep 2; echo finished");
+  const auto id = c->Submit({"--type", "slow", "--backoff", "100ms"});
+  auto waiter = Process::Start({BinPath("claw-client"), "--broker", c->endpoint(),
+                                "--request-timeout", "1s", "wait", id, "--timeout", "120s"},
+                               c->Path("waiter.log"));
+  REQUIRE(c->WaitState(id, "running"));
+  c->KillBroker(SIGKILL, 0);
+  const auto code = waiter.Wait(std::chrono::seconds(120));
+  REQUIRE(code.has_value());
+  CHECK(*code == 0);
+  CHECK(ReadFile(c->Path("waiter.log")).find("finished") != std::string::npos);
+  CHECK(Role(*c, 1) == "active");
+}
+
 }  // namespace
 }  // namespace claw::testing
