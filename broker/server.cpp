@@ -418,7 +418,10 @@ std::optional<wire::PairInfo> Server::PairInfo(Now now) const {
   info.state = std::string(Name(state_));
   info.peer_state = peer_ ? peer_->state : "unknown";
   info.peer = config_.pair.peer;
-  if (peer_) info.peer_heard_ms = static_cast<std::uint64_t>(now.mono_ms - peer_heard_ms_);
+  if (peer_) {
+    info.peer_epoch = peer_->epoch;
+    info.peer_heard_ms = static_cast<std::uint64_t>(now.mono_ms - peer_heard_ms_);
+  }
   info.replication = config_.pair.sync ? "sync" : "async";
   // Only the active answers CLUSTER: this is its view of the standby.
   info.replica_in_sync = replica_.in_sync;

@@ -145,6 +145,7 @@ json ClusterToJson(const wire::ClusterInfo& cluster) {
     out["pair"] = {{"state", p.state},
                    {"peer_state", p.peer_state},
                    {"peer", p.peer},
+                   {"peer_epoch", p.peer_epoch ? json(*p.peer_epoch) : json(nullptr)},
                    {"peer_heard_ms", p.peer_heard_ms ? json(*p.peer_heard_ms) : json(nullptr)},
                    {"replication", p.replication},
                    {"replica_in_sync", p.replica_in_sync},

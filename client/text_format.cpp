@@ -229,7 +229,9 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
     const std::string heard =
         p.peer_heard_ms ? FormatElapsed(std::chrono::milliseconds(*p.peer_heard_ms)) + " ago"
                         : "never";
-    fields.push_back({"peer", p.peer + " (" + p.peer_state + ", heard " + heard + ")"});
+    const std::string peer_epoch = p.peer_epoch ? std::to_string(*p.peer_epoch) : "?";
+    fields.push_back({"peer", p.peer + " (" + p.peer_state + ", epoch " + peer_epoch + ", heard " +
+                                  heard + ")"});
     fields.push_back({"replication", p.replication + ", " +
                                          (p.replica_in_sync ? "in sync" : "NOT in sync") +
                                          ", position " + std::to_string(p.position) + ", lag " +

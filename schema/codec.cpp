@@ -157,6 +157,7 @@ void Fields(F& f, const PairInfo& v) {
   f(field::kState, v.state);
   f(field::kPeerState, v.peer_state);
   f(field::kPeer, v.peer);
+  if (v.peer_epoch) f(field::kPeerEpoch, *v.peer_epoch);
   if (v.peer_heard_ms) f(field::kPeerHeardMs, *v.peer_heard_ms);
   f(field::kReplication, v.replication);
   f(field::kReplicaInSync, v.replica_in_sync);
@@ -568,6 +569,7 @@ bool Read(const msgpack::object& o, PairInfo& out) {
   r.Req(field::kState, out.state);
   r.Req(field::kPeerState, out.peer_state);
   r.Req(field::kPeer, out.peer);
+  r.Opt(field::kPeerEpoch, out.peer_epoch);
   r.Opt(field::kPeerHeardMs, out.peer_heard_ms);
   r.Req(field::kReplication, out.replication);
   r.Req(field::kReplicaInSync, out.replica_in_sync);

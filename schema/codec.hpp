@@ -74,6 +74,7 @@ struct PairInfo {
   std::string state;
   std::string peer_state;
   std::string peer;
+  std::optional<std::uint64_t> peer_epoch;
   std::optional<std::uint64_t> peer_heard_ms;
   std::string replication;
   bool replica_in_sync = false;

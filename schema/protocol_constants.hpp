@@ -222,6 +222,7 @@ inline constexpr std::string_view kMessage = "message";
 inline constexpr std::string_view kPair = "pair";
 inline constexpr std::string_view kPayload = "payload";
 inline constexpr std::string_view kPeer = "peer";
+inline constexpr std::string_view kPeerEpoch = "peer_epoch";
 inline constexpr std::string_view kPeerHeardMs = "peer_heard_ms";
 inline constexpr std::string_view kPeerState = "peer_state";
 inline constexpr std::string_view kPercent = "percent";

@@ -78,6 +78,7 @@ ClusterInfo SampleCluster() {
   cluster.pair = PairInfo{.state = "active",
                           .peer_state = "passive",
                           .peer = "tcp://10.0.0.2:5556",
+                          .peer_epoch = 3,
                           .peer_heard_ms = 400,
                           .replication = "sync",
                           .replica_in_sync = true,
