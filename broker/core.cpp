@@ -427,9 +427,14 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   }
   std::unordered_map<std::uint64_t, Seq> leases;
   if (WorkerState* old = FindWorker(from.routing_id)) {
-    leases = old->leases;  // a READY again on the same connection keeps its jobs
-    old->leases.clear();
-    RemoveWorker(from.routing_id, "sent READY again", now);
+    // A READY again on the same connection keeps its jobs: re-register without failing them.
+    Unlist(from.routing_id, *old);
+    leases = std::move(old->leases);
+    if (auto id = worker_ids_.find(old->id);
+        id != worker_ids_.end() && id->second == from.routing_id) {
+      worker_ids_.erase(id);
+    }
+    workers_.erase(from.routing_id);
   }
   WorkerState& w = workers_[from.routing_id];
   w.to = from;
@@ -456,7 +461,10 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
 Job* Core::EndLease(WorkerState& w, const std::string& id, std::uint64_t lease,
                     std::string_view what) {
   const auto seq = ParseJobId(id);
-  const bool held = w.leases.contains(lease);
+  // The lease must be this worker's, and for this job: a reply quoting another job's lease
+  // frees nothing.
+  auto in_hand = w.leases.find(lease);
+  const bool held = seq && in_hand != w.leases.end() && in_hand->second == *seq;
   if (held) ReleaseSlot(w, lease);
   auto current = seq ? leases_.find(*seq) : leases_.end();
   if (!held || current == leases_.end() || current->second != lease) {
@@ -594,9 +602,20 @@ void Core::NotifyWatchers(const Job& job) {
 
 void Core::ReleaseSlot(WorkerState& w, std::uint64_t lease) {
   if (w.leases.erase(lease) == 0) return;
+  // A worker that re-registered with a smaller capacity may still be at or over it.
+  if (w.leases.size() >= w.capacity) return;
   for (const auto& type : w.types) {
     ++type_workers_[type].spare;
     dirty_types_.push_back(type);
+  }
+}
+
+void Core::Unlist(const std::string& routing_id, const WorkerState& w) {
+  const std::uint64_t free_slots = w.capacity > w.leases.size() ? w.capacity - w.leases.size() : 0;
+  for (const auto& type : w.types) {
+    auto& tw = type_workers_[type];
+    std::erase(tw.routing_ids, routing_id);
+    tw.spare -= free_slots;
   }
 }
 
@@ -605,12 +624,7 @@ void Core::RemoveWorker(const std::string& routing_id, const std::string& why, N
   if (it == workers_.end()) return;
   WorkerState& w = it->second;
   spdlog::info("worker {} removed: {} ({} jobs in hand)", w.id, why, w.leases.size());
-  const std::uint64_t free_slots = w.capacity > w.leases.size() ? w.capacity - w.leases.size() : 0;
-  for (const auto& type : w.types) {
-    auto& tw = type_workers_[type];
-    std::erase(tw.routing_ids, routing_id);
-    tw.spare -= free_slots;
-  }
+  Unlist(routing_id, w);
   for (const auto& [lease, seq] : w.leases) {
     auto current = leases_.find(seq);
     if (current != leases_.end() && current->second == lease) {
@@ -809,7 +823,8 @@ void Core::OnBatchDone(const Status& result, Now now) {
   for (const auto& [seq, insert] : done.dirty) {
     auto it = jobs_.find(seq);
     if (it == jobs_.end()) continue;
-    NotifyWatchers(it->second);
+    // Watchers hear only what is on disk; a newer change is reported when its batch commits.
+    if (!building_.dirty.contains(seq)) NotifyWatchers(it->second);
     // A finished job whose final state is on disk leaves memory; the store answers for it.
     if (wire::IsFinal(it->second.state) && !building_.dirty.contains(seq)) jobs_.erase(it);
   }

@@ -182,6 +182,8 @@ class Core {
   // Ends a lease: the slot it held is free again.
   void ReleaseSlot(WorkerState& w, std::uint64_t lease);
   void RemoveWorker(const std::string& routing_id, const std::string& why, Now now);
+  // Takes a worker out of its types' lists and spare-slot counts.
+  void Unlist(const std::string& routing_id, const WorkerState& w);
   void Dispatch(Now now);
   WorkerState* PickWorker(const std::string& type);
   void StartAttempt(Job& job, WorkerState& w, Now now);

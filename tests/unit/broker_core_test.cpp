@@ -598,6 +598,68 @@ TEST_CASE("CLUSTER counts workers, capacity, jobs by state and queue depth") {
   CHECK(info.queues[1].type == "u");
 }
 
+TEST_CASE("a READY again on the same connection keeps its jobs and counts its slots right") {
+  Harness h;
+  const auto a = h.SubmitId("t");
+  h.SubmitId("t");
+  h.Ready("w1", {"t"}, 1);
+  auto job = h.JobsTo("w1").at(0);
+  CHECK(job.id == a);
+  h.Ready("w1", {"t"}, 1);
+  CHECK(h.JobsTo("w1").empty());  // still full
+  h.SendWorker("w1", wire::Done{a, job.lease, ""});
+  CHECK(h.JobsTo("w1").size() == 1);  // the freed slot is used
+  CHECK(h.Status(a).state == JobState::kSucceeded);
+}
+
+TEST_CASE("a worker that comes back with a smaller capacity gets no job until it is under it") {
+  Harness h;
+  for (int i = 0; i < 4; ++i) h.SubmitId("t");
+  h.Ready("w1", {"t"}, 3);
+  auto jobs = h.JobsTo("w1");
+  REQUIRE(jobs.size() == 3);
+  h.Ready("w1", {"t"}, 1);
+  h.SendWorker("w1", wire::Done{jobs[0].id, jobs[0].lease, ""});
+  h.SendWorker("w1", wire::Done{jobs[1].id, jobs[1].lease, ""});
+  CHECK(h.JobsTo("w1").empty());  // holds 1, its capacity
+  h.SendWorker("w1", wire::Done{jobs[2].id, jobs[2].lease, ""});
+  CHECK(h.JobsTo("w1").size() == 1);
+}
+
+TEST_CASE("a reply that quotes another job's lease frees nothing and changes nothing") {
+  Harness h;
+  const auto a = h.SubmitId("t");
+  const auto b = h.SubmitId("t");
+  h.Ready("w1", {"t"}, 2);
+  auto jobs = h.JobsTo("w1");
+  REQUIRE(jobs.size() == 2);
+  const auto lease_of_b = jobs[0].id == b ? jobs[0].lease : jobs[1].lease;
+  h.SendWorker("w1", wire::Done{a, lease_of_b, "wrong"});
+  CHECK(h.Cluster().capacity_in_use == 2);
+  CHECK(h.Status(a).state == JobState::kRunning);
+  CHECK(h.Status(b).state == JobState::kRunning);
+}
+
+TEST_CASE("a watcher hears a final state only once it is on disk") {
+  Harness h;
+  const auto id = h.SubmitId("t");
+  h.Ask(wire::WatchRequest{60, id});
+  h.Ready("w1", {"t"}, 1);
+  auto job = h.JobsTo("w1").at(0);
+  h.SendWorker("w1", wire::ProgressReport{id, job.lease, 10, "", std::nullopt});
+  auto batch = h.core().TakeBatch();  // dispatch and progress, in flight
+  REQUIRE(batch.has_value());
+  h.SendWorker("w1", wire::Done{id, job.lease, "r"});  // lands in the next batch
+  h.core().OnBatchDone(h.store().Apply(*batch), h.now());
+  for (const auto& update : h.RepliesTo("client")) {
+    CHECK(update.job->state != JobState::kSucceeded);
+  }
+  h.Commit();
+  auto updates = h.RepliesTo("client");
+  REQUIRE(updates.size() == 1);
+  CHECK(updates[0].job->state == JobState::kSucceeded);
+}
+
 TEST_CASE("a delayed job is scheduled, does not run early, and survives a restart") {
   Harness h;
   auto reply = h.Submit({.type = "t", .delay_ms = 5000});
