@@ -110,7 +110,7 @@ void Replicator::SendSnapshot(JobStore& store) {
   }
   // Applying a large snapshot takes the standby a while: allow for it.
   const auto allowance = ack_timeout_ + std::chrono::milliseconds(sent / 10);
-  if (!AwaitAck(status_.position, allowance)) {
+  if (!AwaitAck(status_.position, allowance, /*fresh=*/true)) {
     spdlog::warn("replication: the standby did not take the snapshot in time");
     Reconnect();
     return;
@@ -121,22 +121,23 @@ void Replicator::SendSnapshot(JobStore& store) {
       std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - started).count());
 }
 
-bool Replicator::AwaitAck(std::uint64_t position, std::chrono::milliseconds timeout) {
+bool Replicator::AwaitAck(std::uint64_t position, std::chrono::milliseconds timeout, bool fresh) {
   const auto deadline = Clock::now() + timeout;
-  while (true) {
+  bool got = !fresh && status_.acked >= position;
+  while (!got) {
     const auto left =
         std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     auto frames = wire::Receive(socket_, std::max(left, std::chrono::milliseconds(0)));
-    if (!frames) return status_.acked >= position;
+    if (!frames) break;
     auto message = wire::DecodePeerMessage(wire::Views(*frames), PeerLimits());
-    if (message) {
-      if (const auto* ack = std::get_if<wire::PeerAck>(&*message);
-          ack != nullptr && ack->epoch == epoch_ && ack->position > status_.acked) {
-        status_.acked = ack->position;
-      }
+    if (!message) continue;
+    if (const auto* ack = std::get_if<wire::PeerAck>(&*message);
+        ack != nullptr && ack->epoch == epoch_) {
+      status_.acked = std::max(status_.acked, ack->position);
+      got = ack->position >= position;
     }
-    if (status_.acked >= position) return true;
   }
+  return got;
 }
 
 }  // namespace claw::broker

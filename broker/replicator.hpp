@@ -39,8 +39,9 @@ class Replicator {
 
  private:
   bool Send(const wire::PeerMessage& message);
-  // Reads acknowledgements until `position` is acknowledged or `timeout` passes.
-  bool AwaitAck(std::uint64_t position, std::chrono::milliseconds timeout);
+  // Reads acknowledgements until `position` is acknowledged or `timeout` passes. With `fresh`,
+  // only an acknowledgement received now counts (a snapshot at an already acknowledged position).
+  bool AwaitAck(std::uint64_t position, std::chrono::milliseconds timeout, bool fresh = false);
   void Reconnect();
 
   zmq::context_t& context_;

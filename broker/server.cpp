@@ -117,6 +117,9 @@ std::string Server::endpoint() { return wire::BoundEndpoint(router_); }
 Status Server::BecomeActive(Now now) {
   // Whatever the store writer holds from the old active must be on disk before Recover reads.
   DrainWriter(now);
+  if (state_ == BStarState::kPassive && !have_copy_) {
+    return Fail("this standby's copy became incomplete while it was being completed");
+  }
   auto epoch = reader_->NextEpoch();
   if (!epoch) return std::unexpected(epoch.error());
   epoch_ = *epoch;
@@ -124,7 +127,11 @@ Status Server::BecomeActive(Now now) {
   core_config.role = config_.pair.enabled ? "active" : "standalone";
   core_ = std::make_unique<Core>(core_config, *reader_, epoch_, std::random_device{}());
   core_->set_pair_info([this](Now at) { return PairInfo(at); });
-  if (auto s = core_->Recover(now); !s) return s;
+  if (auto s = core_->Recover(now); !s) {
+    core_.reset();
+    have_copy_ = false;
+    return s;
+  }
   state_ = BStarState::kActive;
   if (config_.pair.enabled) {
     tasks_.push_back({WriterTask{.kind = WriterTask::Kind::kActivate, .epoch = epoch_}});
@@ -191,7 +198,9 @@ Status Server::Run(const std::atomic<bool>& stop) {
   // Commit what is pending before leaving, so a clean stop keeps every change.
   spdlog::info("stopping: committing pending changes");
   DrainWriter(ClockNow());
-  while (core_) {
+  // Bounded: a store that fails every commit (a full disk) must not keep the broker from stopping.
+  constexpr int kMaxShutdownCommits = 16;
+  for (int i = 0; core_ && i < kMaxShutdownCommits; ++i) {
     auto batch = core_->TakeBatch();
     Flush(ClockNow());
     if (!batch) break;
@@ -293,8 +302,20 @@ void Server::PairTick(Now now) {
   const std::uint64_t position =
       state_ == BStarState::kActive ? replica_.position : applied_position_;
   SendPeer(wire::PeerState{std::string(Name(state_)), DataEpoch(), position, config_.pair.primary});
-  const bool snapshot_pending =
-      snapshot_open_ || (in_flight_ && in_flight_->task.kind == WriterTask::Kind::kReplaceAll);
+  // A snapshot whose last chunk never came (the active gave up on it) is dropped, and asked for
+  // again.
+  const auto patience =
+      static_cast<std::int64_t>(config_.pair.ack_timeout_ms + 2 * config_.pair.heartbeat_ms);
+  if (snapshot_open_ && now.mono_ms - snapshot_chunk_ms_ > patience) {
+    spdlog::warn("replication: the snapshot stopped coming; asking again");
+    snapshot_open_ = false;
+    snapshot_.clear();
+  }
+  const auto is_replace = [](const Task& t) {
+    return t.task.kind == WriterTask::Kind::kReplaceAll;
+  };
+  const bool snapshot_pending = snapshot_open_ || (in_flight_ && is_replace(*in_flight_)) ||
+                                std::any_of(tasks_.begin(), tasks_.end(), is_replace);
   if (state_ == BStarState::kPassive && !have_copy_ && !snapshot_pending && peer_ &&
       peer_->state == Name(BStarState::kActive)) {
     SendPeer(wire::PeerHello{DataEpoch(), applied_position_});
@@ -331,6 +352,7 @@ void Server::HandlePeer(const wire::Envelope& from, wire::PeerMessage message, N
             have_copy_ = false;
           }
           if (!snapshot_open_) return;
+          snapshot_chunk_ms_ = now.mono_ms;
           std::move(m.jobs.begin(), m.jobs.end(), std::back_inserter(snapshot_));
           if (!m.last) return;
           snapshot_open_ = false;
@@ -376,8 +398,18 @@ void Server::CheckCopy(Now now) {
     have_copy_ = false;
     return;
   }
-  // Behind for longer than the active waits for an acknowledgement: the active has stopped
-  // shipping to this standby (it declared it out of sync), so only a snapshot can catch up.
+  // In sync mode the active moves its position past a batch only once this standby acknowledged
+  // it or the wait for that timed out: ahead of us means it has gone on without us.
+  if (config_.pair.sync && peer_->position > applied_position_) {
+    spdlog::warn(
+        "replication: the active went on without this standby (at {}, the active at {}); "
+        "asking for a snapshot",
+        applied_position_, peer_->position);
+    have_copy_ = false;
+    return;
+  }
+  // Async: behind for longer than the active waits for an acknowledgement means the active has
+  // stopped shipping to this standby, so only a snapshot can catch up.
   if (peer_->position <= applied_position_) {
     behind_.reset();
   } else if (!behind_ || applied_position_ >= behind_->first) {
@@ -470,6 +502,8 @@ void Server::OnWriterResult(WriterResult result, Now now) {
   if (!result.status) {
     spdlog::error("replication: cannot apply the active's data: {}", result.status.error().message);
     have_copy_ = false;
+    // Later batches must not be acknowledged either: an ACK covers every earlier position.
+    std::erase_if(tasks_, [](const Task& t) { return t.ack_to.has_value(); });
     return;
   }
   if (result.kind == WriterTask::Kind::kReplaceAll) {

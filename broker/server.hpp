@@ -104,7 +104,8 @@ class Server {
   std::optional<std::pair<std::uint64_t, std::int64_t>> behind_;  // (active's position, since)
   std::vector<Job> snapshot_;
   bool snapshot_open_ = false;
-  std::optional<Error> fatal_;  // the pair state machine said this broker must stop
+  std::int64_t snapshot_chunk_ms_ = 0;  // when the last snapshot chunk arrived
+  std::optional<Error> fatal_;          // the pair state machine said this broker must stop
 };
 
 // The time now, on both clocks.
