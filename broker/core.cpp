@@ -308,12 +308,15 @@ void Core::HandleList(const wire::Envelope& from, const wire::ListRequest& r) {
 
 void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r, Now now) {
   const auto cmd = wire::ClientCommand::kCancel;
+  // Refusals look at a copy, so that a finished job read back from the store stays out of memory.
+  const auto current = Lookup(from, cmd, r.rid, r.id);
+  if (!current) return;
+  if (wire::IsFinal(current->state)) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kConflict,
+                      "job " + r.id + " is already " + std::string(wire::Name(current->state)));
+  }
   Job* job = LoadForUpdate(from, cmd, r.rid, r.id);
   if (job == nullptr) return;
-  if (wire::IsFinal(job->state)) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kConflict,
-                      "job " + r.id + " is already " + std::string(wire::Name(job->state)));
-  }
   if (job->state == JobState::kQueued) {
     ready_.Remove(job->type, job->priority, job->seq);
   } else if (job->state == JobState::kRunning) {
@@ -337,13 +340,15 @@ void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r
 
 void Core::HandleRetry(const wire::Envelope& from, const wire::RetryRequest& r, Now now) {
   const auto cmd = wire::ClientCommand::kRetry;
-  Job* job = LoadForUpdate(from, cmd, r.rid, r.id);
-  if (job == nullptr) return;
-  if (job->state != JobState::kDead && job->state != JobState::kCancelled) {
+  const auto current = Lookup(from, cmd, r.rid, r.id);
+  if (!current) return;
+  if (current->state != JobState::kDead && current->state != JobState::kCancelled) {
     return ReplyError(from, cmd, r.rid, StatusCode::kConflict,
-                      "job " + r.id + " is " + std::string(wire::Name(job->state)) +
+                      "job " + r.id + " is " + std::string(wire::Name(current->state)) +
                           "; only a dead or cancelled job can be retried");
   }
+  Job* job = LoadForUpdate(from, cmd, r.rid, r.id);
+  if (job == nullptr) return;
   job->attempts = 0;
   job->result.reset();
   job->run_at = 0;

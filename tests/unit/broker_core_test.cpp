@@ -660,6 +660,19 @@ TEST_CASE("a watcher hears a final state only once it is on disk") {
   CHECK(updates[0].job->state == JobState::kSucceeded);
 }
 
+TEST_CASE("refused cancels and retries of finished jobs leave them out of memory") {
+  Harness h;
+  const auto id = h.SubmitId("t");
+  h.Ready("w1", {"t"}, 1);
+  auto job = h.JobsTo("w1").at(0);
+  h.SendWorker("w1", wire::Done{id, job.lease, ""});
+  h.Commit();
+  REQUIRE(h.core().Find(1) == nullptr);
+  CHECK(h.Ask(wire::CancelRequest{1, id}).status == StatusCode::kConflict);
+  CHECK(h.Ask(wire::RetryRequest{2, id}).status == StatusCode::kConflict);
+  CHECK(h.core().Find(1) == nullptr);
+}
+
 TEST_CASE("a delayed job is scheduled, does not run early, and survives a restart") {
   Harness h;
   auto reply = h.Submit({.type = "t", .delay_ms = 5000});
