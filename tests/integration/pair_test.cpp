@@ -65,11 +65,13 @@ TEST_CASE("kill -9 of the active under a stream of submits loses no accepted job
   };
   for (int i = 0; i < kBefore; ++i) submit(i);
 
-  // The active dies while submits keep coming.
+  // The active dies while submits keep coming: once the stream is under way, the kill lands
+  // in the middle of whatever submit is in flight.
+  std::atomic<int> streamed{0};
   std::atomic<bool> killed{false};
   Clock::time_point killed_at;
   std::thread killer([&] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    WaitFor([&] { return streamed.load() >= 2; });
     killed_at = Clock::now();
     c->broker(0).Signal(SIGKILL);
     killed = true;
@@ -77,6 +79,7 @@ TEST_CASE("kill -9 of the active under a stream of submits loses no accepted job
   std::optional<Clock::duration> failover;
   for (int i = kBefore; i < kBefore + kDuring; ++i) {
     submit(i);
+    ++streamed;
     if (killed && !failover) failover = Clock::now() - killed_at;
   }
   killer.join();
