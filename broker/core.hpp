@@ -9,7 +9,7 @@
 // dispatch. At most one batch is in flight; the next one fills while it commits.
 //
 // Job lifecycle (schema/PROTOCOL.md draws it):
-//   submit -> queued -> running -> succeeded
+//   submit -> queued -> running -> succeeded          (a delayed submit starts scheduled)
 //                ^         |-> scheduled (failed attempt, backoff) -> queued
 //                |         |-> dead (permanent failure or attempts used up)
 //   retry -------+---- dead / cancelled          cancel: queued|scheduled|running -> cancelled
@@ -138,7 +138,7 @@ class Core {
   struct Batch {
     std::map<Seq, bool> dirty;           // seq -> needs insert
     std::vector<DeferredReply> replies;  // ACCEPTED replies, sent once the batch is durable
-    std::vector<Seq> to_enqueue;         // new jobs, queued once durable
+    std::vector<Seq> to_enqueue;         // new jobs, queued (or timed, if delayed) once durable
   };
 
   // Client requests.
