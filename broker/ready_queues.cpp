@@ -26,15 +26,6 @@ std::optional<Seq> ReadyQueues::Pop(const std::string& type) {
   return std::nullopt;
 }
 
-std::optional<std::uint32_t> ReadyQueues::TopPriority(const std::string& type) const {
-  auto it = types_.find(type);
-  if (it == types_.end() || it->second.size == 0) return std::nullopt;
-  for (std::size_t level = kLevels; level-- > 0;) {
-    if (!it->second.fifo[level].empty()) return static_cast<std::uint32_t>(level);
-  }
-  return std::nullopt;
-}
-
 bool ReadyQueues::Remove(const std::string& type, std::uint32_t priority, Seq seq) {
   auto it = types_.find(type);
   if (it == types_.end() || priority >= kLevels) return false;

@@ -19,8 +19,6 @@ class ReadyQueues {
   void Push(const std::string& type, std::uint32_t priority, Seq seq);
   // The next job of `type`: highest priority first, oldest first within a priority.
   std::optional<Seq> Pop(const std::string& type);
-  // The priority of the job Pop would return, if any.
-  std::optional<std::uint32_t> TopPriority(const std::string& type) const;
   bool Remove(const std::string& type, std::uint32_t priority, Seq seq);
 
   std::uint64_t Depth(const std::string& type) const;
