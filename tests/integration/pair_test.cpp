@@ -53,6 +53,11 @@ TEST_CASE("kill -9 of the active under a stream of submits loses no accepted job
   c->StartBroker(0);
   c->StartBroker(1);
   REQUIRE(WaitFor([&] { return Role(*c, 0) == "active" && Role(*c, 1) == "passive"; }));
+  // The pair's promise starts once the standby holds a copy; before that it cannot take over.
+  REQUIRE(WaitFor([&] {
+    auto cluster = c->Json({"cluster"});
+    return cluster.contains("pair") && cluster["pair"]["replica_in_sync"] == true;
+  }));
   const auto executions = c->Path("executions.txt");
   StartWorkers(*c, executions);
 
