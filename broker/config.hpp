@@ -1,12 +1,20 @@
-// Broker configuration: defaults (schema/protocol.yaml), then a YAML file, then flags.
+// Broker configuration: defaults (schema/protocol.yaml), then YAML files, then flags.
 //
-// The YAML file uses the shape of the Claw example config (examples/claw.yaml); every key is
-// checked, and an unknown key or a bad value is an error that names the file, line and key.
+// The YAML files use the shape of the Claw example config (broker/claw.example.yaml lists every
+// key with its default). Every key is checked: an unknown key or a bad value is an error that
+// names the file, line and key ("claw.yaml:12: broker.heartbeat: ..."). Several files apply in
+// order, a key in a later file winning; a list (cluster.nodes, discovery endpoints) is replaced
+// whole, and a discovery section that states its type replaces the discovery settings whole.
 #pragma once
 
 #include <string>
+#include <vector>
 
+#include "broker/circuit_breaker.hpp"
+#include "broker/cluster_config.hpp"
 #include "broker/core.hpp"
+#include "broker/health.hpp"
+#include "broker/strategy.hpp"
 #include "schema/result.hpp"
 
 namespace claw::broker {
@@ -31,15 +39,25 @@ struct BrokerConfig {
   std::string durability = "full";
   CoreConfig core;
   PairConfig pair;
+  ClusterConfig cluster;        // cluster
+  SchedulingConfig scheduling;  // distribution (strategy, adaptive, routing, default priority)
+  HealthConfig health;          // faultTolerance.healthCheck
+  BreakerConfig breaker;        // faultTolerance.circuitBreaker
+  FailoverConfig failover;      // faultTolerance.failover
+  MigrationConfig migration;    // faultTolerance.taskMigration
 };
 
-// Applies the settings in the YAML file at `path` over `base`.
+// Applies the settings in the YAML file at `path` over `base`, then validates the result.
 Result<BrokerConfig> LoadConfigFile(const std::string& path, BrokerConfig base);
+// Applies the files in order over `base`, then validates the result once: a setting may need
+// keys from several files (a pair's role in one, its peer in another).
+Result<BrokerConfig> LoadConfigFiles(const std::vector<std::string>& paths, BrokerConfig base);
 // The same, from YAML text (`name` is used in messages).
 Result<BrokerConfig> ParseConfig(const std::string& text, const std::string& name,
                                  BrokerConfig base);
 
-// Checks values that flags and files share: durability and log level names, heartbeat > 0, ...
+// Checks values that flags and files share (durability and log level names, heartbeat > 0,
+// thresholds >= 1, ...). The error starts with the key in file terms: "broker.heartbeat: ...".
 Status Validate(const BrokerConfig& config);
 
 }  // namespace claw::broker

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cassert>
+#include <charconv>
+#include <cmath>
 
+#include "broker/dag.hpp"
 #include "schema/duration.hpp"
 
 namespace claw::broker {
@@ -14,11 +17,16 @@ using wire::JobState;
 using wire::StatusCode;
 
 constexpr int kLeaseCounterBits = 40;
+// How many queued jobs of a type dispatch looks at for one a free worker may take.
+constexpr std::size_t kPlacementScan = 256;
 
 std::size_t StateIndex(JobState s) { return static_cast<std::size_t>(s); }
 
-bool IsPending(JobState s) {
-  return s == JobState::kQueued || s == JobState::kScheduled || s == JobState::kRunning;
+bool IsPending(JobState s) { return !wire::IsFinal(s); }
+
+// How often the purge looks for finished jobs past their retention.
+std::int64_t PurgeIntervalMs(std::uint64_t retention_ms) {
+  return std::clamp<std::int64_t>(static_cast<std::int64_t>(retention_ms / 10), 100, 60'000);
 }
 
 bool ValidName(std::string_view name, std::size_t max_bytes) {
@@ -57,7 +65,11 @@ Job UpdateRow(const Job& job) {
 }  // namespace
 
 Core::Core(CoreConfig config, JobStore& reader, std::uint64_t epoch, std::uint64_t seed)
-    : config_(std::move(config)), reader_(reader), epoch_(epoch), rng_(seed) {}
+    : config_(std::move(config)),
+      reader_(reader),
+      epoch_(epoch),
+      rng_(seed),
+      scheduler_(config_.scheduling) {}
 
 Status Core::Recover(Now now) {
   auto max_seq = reader_.MaxSeq();
@@ -72,6 +84,7 @@ Status Core::Recover(Now now) {
   auto unfinished = reader_.LoadUnfinished();
   if (!unfinished) return std::unexpected(unfinished.error());
   std::uint64_t requeued = 0;
+  std::vector<Seq> waiting;
   for (auto& loaded : *unfinished) {
     const Seq seq = loaded.seq;
     Job& job = jobs_.emplace(seq, std::move(loaded)).first->second;
@@ -82,6 +95,9 @@ Status Core::Recover(Now now) {
         break;
       case JobState::kScheduled:
         scheduled_.push({job.run_at, seq, static_cast<std::uint64_t>(job.run_at)});
+        break;
+      case JobState::kWaiting:
+        waiting.push_back(seq);  // once every unfinished job is in memory
         break;
       case JobState::kRunning:
         // Its worker may still be running it, but that lease belongs to an earlier epoch and
@@ -98,6 +114,20 @@ Status Core::Recover(Now now) {
         break;
       default:
         assert(false && "LoadUnfinished returned a finished job");
+    }
+  }
+  for (const Seq seq : waiting) {
+    Job& job = jobs_.at(seq);
+    const Dependencies dependencies = CheckDependencies(job);
+    if (dependencies.failed) {
+      job.error =
+          "dependency " + FormatJobId(*dependencies.failed) + " ended " + dependencies.failed_state;
+      SetState(job, JobState::kCancelled, now);
+      MarkDirty(job);
+    } else if (dependencies.unmet > 0) {
+      Await(job, dependencies.unmet);
+    } else {
+      Release(job, now);
     }
   }
   spdlog::info(
@@ -124,7 +154,7 @@ void Core::OnInbound(const wire::Envelope& from, wire::Inbound message, Now now)
         if constexpr (std::is_same_v<T, wire::SubmitRequest>) {
           HandleSubmit(from, r, now);
         } else if constexpr (std::is_same_v<T, wire::StatusRequest>) {
-          HandleStatus(from, r);
+          HandleStatus(from, r, now);
         } else if constexpr (std::is_same_v<T, wire::ListRequest>) {
           HandleList(from, r);
         } else if constexpr (std::is_same_v<T, wire::CancelRequest>) {
@@ -137,6 +167,12 @@ void Core::OnInbound(const wire::Envelope& from, wire::Inbound message, Now now)
           Reply(from, std::move(reply));
         } else if constexpr (std::is_same_v<T, wire::WatchRequest>) {
           HandleWatch(from, r);
+        } else if constexpr (std::is_same_v<T, wire::GroupSubmitRequest>) {
+          HandleGroupSubmit(from, r, now);
+        } else if constexpr (std::is_same_v<T, wire::GroupStatusRequest>) {
+          HandleGroupStatus(from, r);
+        } else if constexpr (std::is_same_v<T, wire::DrainRequest>) {
+          HandleDrain(from, r, now);
         } else {
           static_assert(std::is_same_v<T, wire::PingRequest>);
           wire::ClientReply reply{.command = wire::ClientCommand::kPing, .rid = r.rid};
@@ -180,27 +216,10 @@ void Core::OnUnreachable(const wire::Envelope& to, Now now) {
 
 // ---- client requests ----
 
-void Core::HandleSubmit(const wire::Envelope& from, const wire::SubmitRequest& r, Now now) {
+void Core::HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now now) {
   const auto cmd = wire::ClientCommand::kSubmit;
-  if (!ValidName(r.type, wire::limits::kMaxTypeBytes)) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest,
-                      "type must be 1-128 characters of A-Z a-z 0-9 _ . : -");
-  }
-  if (r.payload.size() > config_.max_payload_bytes) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kTooLarge,
-                      "payload of " + std::to_string(r.payload.size()) +
-                          " bytes is over the limit of " +
-                          std::to_string(config_.max_payload_bytes));
-  }
-  if (r.priority && *r.priority > static_cast<std::uint32_t>(wire::kPriorityMax)) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, "priority must be 0-9");
-  }
-  if (r.max_attempts && *r.max_attempts == 0) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, "max_attempts must be >= 1");
-  }
-  if (r.timeout_ms && *r.timeout_ms == 0) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, "timeout_ms must be > 0");
-  }
+  wire::JobSpec spec = wire::SpecOf(std::move(r));
+  if (auto refusal = CheckSpec(spec)) return Refuse(from, cmd, r.rid, *refusal);
   if (r.key && (r.key->empty() || r.key->size() > wire::limits::kMaxKeyBytes)) {
     return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, "key must be 1-256 bytes");
   }
@@ -217,58 +236,337 @@ void Core::HandleSubmit(const wire::Envelope& from, const wire::SubmitRequest& r
       return;
     }
   }
-  const std::uint64_t pending =
-      CountIn(JobState::kQueued) + CountIn(JobState::kScheduled) + CountIn(JobState::kRunning);
-  if (pending >= config_.max_pending) {
-    return ReplyError(
-        from, cmd, r.rid, StatusCode::kQueueFull,
-        "the broker holds " + std::to_string(pending) + " pending jobs, its limit; retry later");
+  const auto policy = spec.after_policy.value_or(wire::DependencyPolicy::kAllSucceeded);
+  std::vector<Seq> after;
+  for (const auto& id : spec.after) {
+    auto dependency = ResolveDependency(id, policy);
+    if (!dependency) return Refuse(from, cmd, r.rid, dependency.error());
+    after.push_back(*dependency);
   }
-  if (config_.max_pending_per_type != 0 && PendingOfType(r.type) >= config_.max_pending_per_type) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kQueueFull,
-                      "type '" + r.type + "' holds " + std::to_string(PendingOfType(r.type)) +
-                          " pending jobs, its limit; retry later");
-  }
+  if (auto refusal = AdmitTotal(1)) return Refuse(from, cmd, r.rid, *refusal);
+  if (auto refusal = AdmitType(spec.type, 1)) return Refuse(from, cmd, r.rid, *refusal);
 
   const Seq seq = next_seq_++;
+  Job& job = CreateJob(seq, std::move(spec), now);
+  job.key = r.key.value_or("");
+  if (!after.empty()) {
+    wire::JobLinks& links = job.links.edit();
+    links.after = std::move(after);
+    links.after_policy = policy;
+  }
+  Accept(job);
+  wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
+  reply.id = FormatJobId(seq);
+  building_.replies.push_back({from, std::move(reply)});
+}
+
+void Core::HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitRequest& r, Now now) {
+  const auto cmd = wire::ClientCommand::kGroupSubmit;
+  const std::size_t n = r.jobs.size();
+  if (n == 0 || n > static_cast<std::size_t>(wire::limits::kMaxGroupJobs)) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest,
+                      "a group has 1-" + std::to_string(wire::limits::kMaxGroupJobs) + " jobs");
+  }
+  if (r.key && (r.key->empty() || r.key->size() > wire::limits::kMaxKeyBytes)) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, "key must be 1-256 bytes");
+  }
+  if (r.key) {
+    if (auto it = keys_.find(*r.key); it != keys_.end()) {
+      const auto jobs = GroupJobs(it->second);
+      if (!jobs || jobs->empty() || jobs->front().links.value().group != it->second) {
+        return ReplyError(from, cmd, r.rid, StatusCode::kConflict,
+                          "key '" + *r.key + "' names job " + FormatJobId(it->second) +
+                              ", which does not start a group");
+      }
+      wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
+      reply.id = FormatGroupId(it->second);
+      reply.existing = true;
+      reply.ids.emplace();
+      for (const Job& job : *jobs) {
+        if (job.links.value().follow_up) {
+          reply.follow_up_id = FormatJobId(job.seq);
+        } else {
+          reply.ids->push_back(FormatJobId(job.seq));
+        }
+      }
+      if (Batch* batch = PendingInsertBatch(it->second)) {
+        batch->replies.push_back({from, std::move(reply)});
+      } else {
+        Reply(from, std::move(reply));
+      }
+      return;
+    }
+  }
+  // Check everything before creating anything: the group is accepted whole or not at all.
+  std::map<std::string, std::uint64_t> new_by_type;
+  std::vector<std::vector<Seq>> external(n);       // existing jobs each member waits for
+  std::vector<std::vector<std::size_t>> local(n);  // members each member waits for
+  for (std::size_t i = 0; i < n; ++i) {
+    const wire::JobSpec& spec = r.jobs[i];
+    const std::string member = "job #" + std::to_string(i) + ": ";
+    if (auto refusal = CheckSpec(spec)) {
+      refusal->message = member + refusal->message;
+      return Refuse(from, cmd, r.rid, *refusal);
+    }
+    const auto policy = spec.after_policy.value_or(wire::DependencyPolicy::kAllSucceeded);
+    for (const auto& id : spec.after) {
+      if (id.starts_with('#')) {
+        std::size_t index = 0;
+        const auto [end, ec] = std::from_chars(id.data() + 1, id.data() + id.size(), index);
+        if (ec != std::errc() || end != id.data() + id.size() || id.size() == 1 || index >= n) {
+          return ReplyError(
+              from, cmd, r.rid, StatusCode::kBadRequest,
+              member + "after: '" + id + "' is not a member (#0-#" + std::to_string(n - 1) + ")");
+        }
+        local[i].push_back(index);
+        continue;
+      }
+      auto dependency = ResolveDependency(id, policy);
+      if (!dependency) {
+        Refusal refusal = dependency.error();
+        refusal.message = member + refusal.message;
+        return Refuse(from, cmd, r.rid, refusal);
+      }
+      external[i].push_back(*dependency);
+    }
+    ++new_by_type[spec.type];
+  }
+  if (auto cycle = FindCycle(local)) {
+    std::string path;
+    for (const std::size_t node : *cycle)
+      path += (path.empty() ? "#" : " -> #") + std::to_string(node);
+    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest,
+                      "the members' after lists form a cycle: " + path);
+  }
+  if (r.follow_up) {
+    if (auto refusal = CheckSpec(*r.follow_up)) {
+      refusal->message = "follow_up: " + refusal->message;
+      return Refuse(from, cmd, r.rid, *refusal);
+    }
+    ++new_by_type[r.follow_up->type];
+  }
+  std::uint64_t total = 0;
+  for (const auto& [type, count] : new_by_type) {
+    if (auto refusal = AdmitType(type, count)) return Refuse(from, cmd, r.rid, *refusal);
+    total += count;
+  }
+  if (auto refusal = AdmitTotal(total)) return Refuse(from, cmd, r.rid, *refusal);
+
+  const Seq group = next_seq_;
+  next_seq_ += n + (r.follow_up ? 1 : 0);
+  wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
+  reply.id = FormatGroupId(group);
+  reply.ids.emplace();
+  std::vector<Job*> created;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto policy = r.jobs[i].after_policy.value_or(wire::DependencyPolicy::kAllSucceeded);
+    Job& job = CreateJob(group + i, std::move(r.jobs[i]), now);
+    wire::JobLinks& links = job.links.edit();
+    links.group = group;
+    links.after = std::move(external[i]);
+    for (const std::size_t index : local[i]) links.after.push_back(group + index);
+    std::sort(links.after.begin(), links.after.end());
+    links.after.erase(std::unique(links.after.begin(), links.after.end()), links.after.end());
+    links.after_policy = policy;
+    created.push_back(&job);
+    reply.ids->push_back(FormatJobId(job.seq));
+  }
+  // The group's key is its first member's.
+  if (r.key) created.front()->key = *r.key;
+  if (r.follow_up) {
+    Job& job = CreateJob(group + n, std::move(*r.follow_up), now);
+    wire::JobLinks& links = job.links.edit();
+    links.group = group;
+    links.follow_up = true;
+    for (std::size_t i = 0; i < n; ++i) links.after.push_back(group + i);
+    links.after_policy = r.follow_up_policy.value_or(wire::DependencyPolicy::kAllSettled);
+    created.push_back(&job);
+    reply.follow_up_id = FormatJobId(job.seq);
+  }
+  // Every job exists before any is accepted: members may wait for later members.
+  for (Job* job : created) Accept(*job);
+  building_.replies.push_back({from, std::move(reply)});
+  spdlog::info("group {}: {} jobs{}", FormatGroupId(group), n,
+               r.follow_up ? " and a follow-up" : "");
+}
+
+void Core::HandleGroupStatus(const wire::Envelope& from, const wire::GroupStatusRequest& r) {
+  const auto cmd = wire::ClientCommand::kGroupStatus;
+  const auto group = ParseGroupId(r.id);
+  if (!group) return ReplyError(from, cmd, r.rid, StatusCode::kNotFound, "no group " + r.id);
+  auto jobs = GroupJobs(*group);
+  if (!jobs) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kInternal,
+                      "cannot read the store: " + jobs.error().message);
+  }
+  if (jobs->empty() || PendingInsertBatch(*group)) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kNotFound, "no group " + r.id);
+  }
+  wire::GroupInfo info;
+  info.id = r.id;
+  for (const auto& entry : wire::kJobStates) info.counts[std::string(entry.name)] = 0;
+  if (r.members) info.members.emplace();
+  for (const Job& job : *jobs) {
+    if (job.links.value().follow_up) {
+      info.follow_up = ToJobInfo(job, Detail::kWithResult);
+      continue;
+    }
+    ++info.total;
+    ++info.counts[std::string(wire::Name(job.state))];
+    if (wire::IsFinal(job.state)) ++info.settled;
+    if (info.members) info.members->push_back(ToJobInfo(job, Detail::kWithResult));
+  }
+  wire::ClientReply reply{.command = cmd, .rid = r.rid};
+  reply.group = std::move(info);
+  Reply(from, std::move(reply));
+}
+
+std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
+  if (!ValidName(spec.type, wire::limits::kMaxTypeBytes)) {
+    return Refusal{StatusCode::kBadRequest, "type must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
+  }
+  if (spec.payload.size() > config_.max_payload_bytes) {
+    return Refusal{StatusCode::kTooLarge, "payload of " + std::to_string(spec.payload.size()) +
+                                              " bytes is over the limit of " +
+                                              std::to_string(config_.max_payload_bytes)};
+  }
+  if (spec.priority && *spec.priority > static_cast<std::uint32_t>(wire::kPriorityMax)) {
+    return Refusal{StatusCode::kBadRequest, "priority must be 0-9"};
+  }
+  if (spec.max_attempts && *spec.max_attempts == 0) {
+    return Refusal{StatusCode::kBadRequest, "max_attempts must be >= 1"};
+  }
+  if (spec.timeout_ms && *spec.timeout_ms == 0) {
+    return Refusal{StatusCode::kBadRequest, "timeout_ms must be > 0"};
+  }
+  if (spec.hash_key &&
+      (spec.hash_key->empty() ||
+       spec.hash_key->size() > static_cast<std::size_t>(wire::limits::kMaxKeyBytes))) {
+    return Refusal{StatusCode::kBadRequest, "hash_key must be 1-256 bytes"};
+  }
+  if (spec.required.size() > static_cast<std::size_t>(wire::limits::kMaxLabels)) {
+    return Refusal{StatusCode::kBadRequest, "at most 64 required labels"};
+  }
+  for (const auto& [key, value] : spec.required) {
+    if (key.empty() || key.find_first_of("=\n") != std::string::npos ||
+        value.find('\n') != std::string::npos) {
+      return Refusal{StatusCode::kBadRequest,
+                     "required label '" + key + "': keys are non-empty without '=' or newlines"};
+    }
+  }
+  if (spec.zone && !ValidName(*spec.zone, wire::limits::kMaxTypeBytes)) {
+    return Refusal{StatusCode::kBadRequest, "zone must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
+  }
+  if (spec.locality && !ParseLocality(*spec.locality)) {
+    return Refusal{StatusCode::kBadRequest, "locality must be same-zone, cross-zone or any"};
+  }
+  if (spec.after.size() > static_cast<std::size_t>(wire::limits::kMaxAfter)) {
+    return Refusal{StatusCode::kBadRequest,
+                   "after lists at most " + std::to_string(wire::limits::kMaxAfter) + " jobs"};
+  }
+  return std::nullopt;
+}
+
+std::expected<Seq, Core::Refusal> Core::ResolveDependency(const std::string& id,
+                                                          wire::DependencyPolicy policy) {
+  const auto seq = ParseJobId(id);
+  if (!seq) {
+    return std::unexpected(
+        Refusal{StatusCode::kBadRequest,
+                "after: '" + id + "' is not a job id" +
+                    (id.starts_with('#') ? " (#N names a member of the same GROUP_SUBMIT)" : "")});
+  }
+  const auto state = StateOf(*seq);
+  if (!state) return std::unexpected(Refusal{StatusCode::kBadRequest, "after: no job " + id});
+  if (policy == wire::DependencyPolicy::kAllSucceeded &&
+      (*state == JobState::kDead || *state == JobState::kCancelled)) {
+    return std::unexpected(Refusal{StatusCode::kConflict,
+                                   "after: job " + id + " is " + std::string(wire::Name(*state)) +
+                                       " and the policy is all_succeeded; retry it first"});
+  }
+  return *seq;
+}
+
+std::optional<Core::Refusal> Core::AdmitTotal(std::uint64_t n) const {
+  std::uint64_t pending = 0;
+  for (const auto& entry : wire::kJobStates) {
+    if (IsPending(entry.code)) pending += CountIn(entry.code);
+  }
+  if (pending + n <= config_.max_pending) return std::nullopt;
+  return Refusal{StatusCode::kQueueFull, "the broker holds " + std::to_string(pending) +
+                                             " pending jobs and its limit is " +
+                                             std::to_string(config_.max_pending) + "; retry later"};
+}
+
+std::optional<Core::Refusal> Core::AdmitType(const std::string& type, std::uint64_t n) const {
+  if (config_.max_pending_per_type == 0 ||
+      PendingOfType(type) + n <= config_.max_pending_per_type) {
+    return std::nullopt;
+  }
+  return Refusal{StatusCode::kQueueFull,
+                 "type '" + type + "' holds " + std::to_string(PendingOfType(type)) +
+                     " pending jobs and its limit is " +
+                     std::to_string(config_.max_pending_per_type) + "; retry later"};
+}
+
+Job& Core::CreateJob(Seq seq, wire::JobSpec&& spec, Now now) {
   Job& job = jobs_[seq];
   job.seq = seq;
-  job.type = r.type;
-  job.payload = r.payload;
-  job.priority = r.priority.value_or(wire::kPriorityNormal);
+  job.type = std::move(spec.type);
+  job.payload = std::move(spec.payload);
+  job.priority = spec.priority.value_or(config_.scheduling.default_priority);
+  if (spec.hash_key || !spec.required.empty() || spec.zone || spec.locality || spec.max_rtt_ms) {
+    wire::JobLinks& links = job.links.edit();
+    links.hash_key = std::move(spec.hash_key).value_or("");
+    links.required = std::move(spec.required);
+    links.zone = std::move(spec.zone).value_or("");
+    links.locality = std::move(spec.locality).value_or("");
+    links.max_rtt_ms = spec.max_rtt_ms.value_or(0);
+  }
   job.state = JobState::kQueued;
-  job.timeout_ms = r.timeout_ms.value_or(config_.job_timeout_ms);
-  job.max_attempts = r.max_attempts.value_or(config_.max_attempts);
-  job.backoff_ms = r.backoff_ms.value_or(config_.backoff_ms);
-  job.max_backoff_ms = r.max_backoff_ms.value_or(config_.max_backoff_ms);
-  job.key = r.key.value_or("");
+  job.timeout_ms = spec.timeout_ms.value_or(config_.job_timeout_ms);
+  job.max_attempts = spec.max_attempts.value_or(config_.max_attempts);
+  job.backoff_ms = spec.backoff_ms.value_or(config_.backoff_ms);
+  job.max_backoff_ms = spec.max_backoff_ms.value_or(config_.max_backoff_ms);
   job.created_at = now.wall_ms;
   job.updated_at = now.wall_ms;
   // A delayed job waits, scheduled, for the later of its run_at and now + delay_ms.
   const std::int64_t not_before =
-      std::max(static_cast<std::int64_t>(r.run_at.value_or(0)),
-               r.delay_ms ? now.wall_ms + static_cast<std::int64_t>(*r.delay_ms) : 0);
+      std::max(static_cast<std::int64_t>(spec.run_at.value_or(0)),
+               spec.delay_ms ? now.wall_ms + static_cast<std::int64_t>(*spec.delay_ms) : 0);
   if (not_before > now.wall_ms) {
     job.state = JobState::kScheduled;
     job.run_at = not_before;
   }
-  ++counts_[StateIndex(job.state)];
-  ++pending_by_type_[job.type];
-  if (!job.key.empty()) keys_.emplace(job.key, seq);
-  MarkDirty(job, /*insert=*/true);
-  building_.to_enqueue.push_back(seq);
-  wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
-  reply.id = FormatJobId(seq);
-  building_.replies.push_back({from, std::move(reply)});
-  spdlog::info("job {} type={} attempt=0 worker=-: submitted ({}, priority {})", FormatJobId(seq),
-               job.type, wire::Name(job.state), job.priority);
+  return job;
 }
 
-void Core::HandleStatus(const wire::Envelope& from, const wire::StatusRequest& r) {
+void Core::Accept(Job& job) {
+  const Dependencies dependencies = CheckDependencies(job);
+  // Dependencies that had already failed were refused before the job was created.
+  assert(!dependencies.failed);
+  if (dependencies.unmet > 0) job.state = JobState::kWaiting;
+  ++counts_[StateIndex(job.state)];
+  ++pending_by_type_[job.type];
+  if (!job.key.empty()) keys_.emplace(job.key, job.seq);
+  if (dependencies.unmet > 0) Await(job, dependencies.unmet);
+  MarkDirty(job, /*insert=*/true);
+  building_.to_enqueue.push_back(job.seq);
+  spdlog::info("job {} type={} attempt=0 worker=-: submitted ({}, priority {})",
+               FormatJobId(job.seq), job.type, wire::Name(job.state), job.priority);
+}
+
+void Core::Refuse(const wire::Envelope& to, wire::ClientCommand command, std::uint64_t rid,
+                  const Refusal& refusal) {
+  ReplyError(to, command, rid, refusal.status, refusal.message);
+}
+
+void Core::HandleStatus(const wire::Envelope& from, const wire::StatusRequest& r, Now now) {
   auto job = Lookup(from, wire::ClientCommand::kStatus, r.rid, r.id);
   if (!job) return;
   wire::ClientReply reply{.command = wire::ClientCommand::kStatus, .rid = r.rid};
   reply.job = ToJobInfo(*job, Detail::kFull);
+  if (job->state == JobState::kQueued) reply.job->waiting_reason = WaitingReason(*job, now);
   Reply(from, std::move(reply));
 }
 
@@ -319,6 +617,8 @@ void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r
   if (job == nullptr) return;
   if (job->state == JobState::kQueued) {
     ready_.Remove(job->type, job->priority, job->seq);
+  } else if (job->state == JobState::kWaiting) {
+    unmet_.erase(job->seq);
   } else if (job->state == JobState::kRunning) {
     // The worker keeps the slot until it reports that the handler stopped.
     const std::uint64_t lease = leases_[job->seq];
@@ -327,6 +627,7 @@ void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r
       if (WorkerState* w = FindWorker(it->second)) {
         SendToWorker(*w, wire::CancelJob{FormatJobId(job->seq), lease, "cancelled by a client"},
                      now);
+        OnAbandoned(config_.breaker, w->breaker, now.mono_ms);
       }
     }
   }
@@ -347,14 +648,25 @@ void Core::HandleRetry(const wire::Envelope& from, const wire::RetryRequest& r, 
                       "job " + r.id + " is " + std::string(wire::Name(current->state)) +
                           "; only a dead or cancelled job can be retried");
   }
+  const Dependencies dependencies = CheckDependencies(*current);
+  if (dependencies.failed) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kConflict,
+                      "job " + r.id + " waits for " + FormatJobId(*dependencies.failed) +
+                          ", which is " + dependencies.failed_state + "; retry that first");
+  }
   Job* job = LoadForUpdate(from, cmd, r.rid, r.id);
   if (job == nullptr) return;
   job->attempts = 0;
   job->result.reset();
   job->run_at = 0;
-  SetState(*job, JobState::kQueued, now);
+  if (dependencies.unmet > 0) {
+    SetState(*job, JobState::kWaiting, now);
+    Await(*job, dependencies.unmet);
+  } else {
+    SetState(*job, JobState::kQueued, now);
+    Enqueue(*job);
+  }
   MarkDirty(*job);
-  Enqueue(*job);
   wire::ClientReply reply{.command = cmd, .rid = r.rid};
   reply.job = ToJobInfo(*job, Detail::kWithResult);
   Reply(from, std::move(reply));
@@ -400,6 +712,14 @@ void Core::HandleWorker(const wire::Envelope& from, wire::WorkerMessage message,
           HandleProgress(*w, m);
         } else if constexpr (std::is_same_v<T, wire::Disconnect>) {
           RemoveWorker(from.routing_id, "disconnected: " + m.reason, now);
+        } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
+          if (m.check) {
+            const HealthChange change = OnReply(config_.health, w->health, *m.check, now.mono_ms);
+            if (change == HealthChange::kBecameHealthy) {
+              spdlog::info("worker {}: healthy again", w->id);
+              dirty_types_.insert(dirty_types_.end(), w->types.begin(), w->types.end());
+            }
+          }
         }
       },
       message);
@@ -433,7 +753,7 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   std::unordered_map<std::uint64_t, Seq> leases;
   if (WorkerState* old = FindWorker(from.routing_id)) {
     // A READY again on the same connection keeps its jobs: re-register without failing them.
-    Unlist(from.routing_id, *old);
+    if (!old->draining) Unlist(from.routing_id, *old);
     leases = std::move(old->leases);
     if (auto id = worker_ids_.find(old->id);
         id != worker_ids_.end() && id->second == from.routing_id) {
@@ -451,6 +771,7 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   w.labels = m.labels;
   w.leases = std::move(leases);
   w.last_heard_ms = now.mono_ms;
+  w.health = NewHealthState(config_.health, now.mono_ms);
   worker_ids_[w.id] = from.routing_id;
   const std::uint64_t free_slots = w.capacity > w.leases.size() ? w.capacity - w.leases.size() : 0;
   for (const auto& type : w.types) {
@@ -460,7 +781,11 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
     dirty_types_.push_back(type);
   }
   spdlog::info("worker {} ready: types={} capacity={}", w.id, fmt::join(w.types, ","), w.capacity);
-  SendToWorker(w, wire::Welcome{config_.heartbeat_ms, config_.liveness, epoch_}, now);
+  wire::Welcome welcome{config_.heartbeat_ms, config_.liveness, epoch_};
+  if (config_.migration.enabled) {
+    welcome.checkpoint_interval_ms = config_.migration.checkpoint_interval_ms;
+  }
+  SendToWorker(w, welcome, now);
 }
 
 Job* Core::EndLease(WorkerState& w, const std::string& id, std::uint64_t lease,
@@ -484,6 +809,7 @@ Job* Core::EndLease(WorkerState& w, const std::string& id, std::uint64_t lease,
 void Core::HandleDone(WorkerState& w, const wire::Done& m, Now now) {
   Job* job = EndLease(w, m.id, m.lease, "DONE");
   if (job == nullptr) return;
+  RecordOutcome(w, true, now);
   job->result = m.result;
   job->error.clear();
   SetState(*job, JobState::kSucceeded, now);
@@ -493,6 +819,7 @@ void Core::HandleDone(WorkerState& w, const wire::Done& m, Now now) {
 void Core::HandleFail(WorkerState& w, const wire::Failed& m, Now now) {
   Job* job = EndLease(w, m.id, m.lease, "FAIL");
   if (job == nullptr) return;
+  if (!m.permanent) RecordOutcome(w, false, now);
   FailAttempt(*job, m.error.empty() ? "failed" : m.error, m.permanent, now);
 }
 
@@ -512,6 +839,161 @@ void Core::HandleProgress(WorkerState& w, const wire::ProgressReport& m) {
   }
   if (m.checkpoint) job.checkpoint = *m.checkpoint;
   MarkDirty(job);
+}
+
+// ---- dependencies ----
+
+std::optional<JobState> Core::StateOf(Seq seq) {
+  if (auto it = jobs_.find(seq); it != jobs_.end()) return it->second.state;
+  auto stored = reader_.Get(seq);
+  if (!stored) {
+    spdlog::error("cannot read job {} from the store: {}", FormatJobId(seq),
+                  stored.error().message);
+    return std::nullopt;
+  }
+  if (!*stored) return std::nullopt;
+  return (*stored)->state;
+}
+
+Core::Dependencies Core::CheckDependencies(const Job& job) {
+  Dependencies result;
+  for (const Seq dependency : job.links.value().after) {
+    const auto state = StateOf(dependency);
+    if (state && !wire::IsFinal(*state)) {
+      ++result.unmet;
+    } else if (job.links.value().after_policy == wire::DependencyPolicy::kAllSucceeded &&
+               state != JobState::kSucceeded && !result.failed) {
+      result.failed = dependency;
+      result.failed_state = state ? std::string(wire::Name(*state)) : "purged";
+    }
+  }
+  return result;
+}
+
+void Core::Await(Job& job, std::uint32_t unmet) {
+  unmet_[job.seq] = unmet;
+  for (const Seq dependency : job.links.value().after) {
+    auto it = jobs_.find(dependency);
+    if (it != jobs_.end() && !wire::IsFinal(it->second.state)) {
+      dependents_[dependency].push_back(job.seq);
+    }
+  }
+}
+
+void Core::Release(Job& job, Now now) {
+  const bool durable = PendingInsertBatch(job.seq) == nullptr;
+  if (job.run_at > now.wall_ms) {
+    SetState(job, JobState::kScheduled, now);
+    if (durable) scheduled_.push({job.run_at, job.seq, static_cast<std::uint64_t>(job.run_at)});
+  } else {
+    job.run_at = 0;
+    SetState(job, JobState::kQueued, now);
+    if (durable) Enqueue(job);
+  }
+  MarkDirty(job);
+}
+
+void Core::SettleDependents(Now now) {
+  // Cancelling a dependent settles it in turn, which appends to settled_: a loop, not recursion.
+  while (!settled_.empty()) {
+    const Seq ended = settled_.back();
+    settled_.pop_back();
+    auto it = dependents_.find(ended);
+    if (it == dependents_.end()) continue;
+    const std::vector<Seq> waiting = std::move(it->second);
+    dependents_.erase(it);
+    const JobState state = jobs_.at(ended).state;
+    for (const Seq seq : waiting) {
+      auto unmet = unmet_.find(seq);
+      if (unmet == unmet_.end()) continue;  // cancelled or released since
+      Job& job = jobs_.at(seq);
+      if (job.links.value().after_policy == wire::DependencyPolicy::kAllSucceeded &&
+          state != JobState::kSucceeded) {
+        unmet_.erase(unmet);
+        job.error = "dependency " + FormatJobId(ended) + " ended " + std::string(wire::Name(state));
+        SetState(job, JobState::kCancelled, now);
+        MarkDirty(job);
+        continue;
+      }
+      if (--unmet->second == 0) {
+        unmet_.erase(unmet);
+        Release(job, now);
+      }
+    }
+  }
+}
+
+std::vector<wire::Input> Core::InputsOf(const Job& job) {
+  std::vector<wire::Input> inputs;
+  inputs.reserve(job.links.value().after.size());
+  for (const Seq dependency : job.links.value().after) {
+    wire::Input input;
+    input.id = FormatJobId(dependency);
+    std::optional<Job> stored;
+    const Job* found = Find(dependency);
+    if (found == nullptr) {
+      auto read = reader_.Get(dependency);
+      if (!read) {
+        spdlog::error("cannot read job {} from the store: {}", input.id, read.error().message);
+      } else if (*read) {
+        stored = std::move(**read);
+        found = &*stored;
+      }
+    }
+    if (found == nullptr) {
+      input.state = "purged";
+    } else {
+      input.state = wire::Name(found->state);
+      if (found->state == JobState::kSucceeded) {
+        input.result = found->result.value_or("");
+      } else {
+        input.error = found->error;
+      }
+    }
+    inputs.push_back(std::move(input));
+  }
+  return inputs;
+}
+
+Result<std::vector<Job>> Core::GroupJobs(Seq group) {
+  auto stored = reader_.ListGroup(group);
+  if (!stored) return std::unexpected(stored.error());
+  // A group's jobs have consecutive seqs from `group` on; memory holds the newest of them.
+  std::vector<Job> jobs;
+  std::size_t next_stored = 0;
+  for (Seq seq = group;; ++seq) {
+    const bool in_store = next_stored < stored->size() && (*stored)[next_stored].seq == seq;
+    const Job* in_memory = Find(seq);
+    if (in_memory != nullptr && in_memory->links.value().group == group) {
+      jobs.push_back(*in_memory);
+    } else if (in_store) {
+      jobs.push_back(std::move((*stored)[next_stored]));
+    } else {
+      break;
+    }
+    if (in_store) ++next_stored;
+  }
+  return jobs;
+}
+
+void Core::Purge(Now now) {
+  if (config_.retention_ms == 0 || now.wall_ms < next_purge_ms_) return;
+  // One purge at a time: rows listed again before their removal commits would count twice.
+  if (!building_.removals.empty() || (in_flight_ && !in_flight_->removals.empty())) return;
+  const auto limit = static_cast<std::uint32_t>(wire::defaults::kPurgeBatchJobs);
+  auto expired =
+      reader_.ListExpired(now.wall_ms - static_cast<std::int64_t>(config_.retention_ms), limit);
+  next_purge_ms_ = now.wall_ms + PurgeIntervalMs(config_.retention_ms);
+  if (!expired) {
+    spdlog::error("purge: cannot list finished jobs: {}", expired.error().message);
+    return;
+  }
+  for (auto& job : *expired) {
+    if (jobs_.contains(job.seq)) continue;  // changed since (retried, say)
+    building_.removals.push_back(std::move(job));
+  }
+  // A full batch means more are due: look again at the next tick.
+  if (expired->size() == limit) next_purge_ms_ = now.wall_ms;
 }
 
 // ---- job state ----
@@ -565,6 +1047,7 @@ void Core::SetState(Job& job, JobState state, Now now) {
   if (!IsPending(job.state) && IsPending(state)) ++pending_by_type_[job.type];
   job.state = state;
   job.updated_at = now.wall_ms;
+  if (wire::IsFinal(state) && dependents_.contains(job.seq)) settled_.push_back(job.seq);
 }
 
 void Core::MarkDirty(const Job& job, bool insert) {
@@ -607,6 +1090,7 @@ void Core::NotifyWatchers(const Job& job) {
 
 void Core::ReleaseSlot(WorkerState& w, std::uint64_t lease) {
   if (w.leases.erase(lease) == 0) return;
+  if (w.draining) return;  // out of its types' lists
   // A worker that re-registered with a smaller capacity may still be at or over it.
   if (w.leases.size() >= w.capacity) return;
   for (const auto& type : w.types) {
@@ -624,16 +1108,38 @@ void Core::Unlist(const std::string& routing_id, const WorkerState& w) {
   }
 }
 
+void Core::List(const std::string& routing_id, const WorkerState& w) {
+  const std::uint64_t free_slots = w.capacity > w.leases.size() ? w.capacity - w.leases.size() : 0;
+  for (const auto& type : w.types) {
+    auto& tw = type_workers_[type];
+    tw.routing_ids.push_back(routing_id);
+    tw.spare += free_slots;
+    dirty_types_.push_back(type);
+  }
+}
+
 void Core::RemoveWorker(const std::string& routing_id, const std::string& why, Now now) {
   auto it = workers_.find(routing_id);
   if (it == workers_.end()) return;
   WorkerState& w = it->second;
   spdlog::info("worker {} removed: {} ({} jobs in hand)", w.id, why, w.leases.size());
-  Unlist(routing_id, w);
+  if (!w.draining) Unlist(routing_id, w);
   for (const auto& [lease, seq] : w.leases) {
     auto current = leases_.find(seq);
-    if (current != leases_.end() && current->second == lease) {
-      FailAttempt(jobs_.at(seq), "worker " + w.id + " lost: " + why, false, now);
+    if (current == leases_.end() || current->second != lease) continue;
+    Job& job = jobs_.at(seq);
+    const std::string error = "worker " + w.id + " lost: " + why;
+    if (config_.migration.enabled && config_.migration.migrate_in_progress &&
+        Decide(job.attempts, job.max_attempts, false) == AfterFailure::kRetry) {
+      // Migrated: queued again at once, to resume from its last checkpoint elsewhere. The
+      // attempt counts (the job may be what killed the worker).
+      leases_.erase(current);
+      job.error = error + "; moved to another worker";
+      SetState(job, JobState::kQueued, now);
+      MarkDirty(job);
+      Enqueue(job);
+    } else {
+      FailAttempt(job, error, false, now);
     }
   }
   if (auto id = worker_ids_.find(w.id); id != worker_ids_.end() && id->second == routing_id) {
@@ -642,33 +1148,169 @@ void Core::RemoveWorker(const std::string& routing_id, const std::string& why, N
   workers_.erase(it);
 }
 
-Core::WorkerState* Core::PickWorker(const std::string& type) {
-  auto it = type_workers_.find(type);
-  if (it == type_workers_.end() || it->second.spare == 0) return nullptr;
-  TypeWorkers& tw = it->second;
-  const std::size_t n = tw.routing_ids.size();
-  for (std::size_t i = 0; i < n; ++i) {
-    const std::size_t index = (tw.cursor + i) % n;
-    WorkerState& w = workers_.at(tw.routing_ids[index]);
-    if (w.leases.size() < w.capacity) {
-      tw.cursor = index + 1;
-      return &w;
-    }
+PlacementRequest Core::PlacementOf(const Job& job) const {
+  PlacementRequest request;
+  request.type = job.type;
+  request.required = job.links.value().required;
+  request.zone = job.links.value().zone;
+  if (!job.links.value().locality.empty())
+    request.locality = ParseLocality(job.links.value().locality);
+  request.max_rtt_ms = job.links.value().max_rtt_ms;
+  if (config_.scheduling.anti_affinity && job.links.value().group != 0) {
+    request.anti_affinity_key = FormatGroupId(job.links.value().group);
   }
-  assert(false && "spare slots counted but none found");
-  return nullptr;
+  return request;
+}
+
+void Core::BuildCandidates(const Job& job, const PlacementRequest& request, Now now) {
+  candidates_.clear();
+  candidate_workers_.clear();
+  auto it = type_workers_.find(job.type);
+  if (it == type_workers_.end()) return;
+  // Labels and zones are copied only for a job that looks at them: dispatch stays cheap.
+  const bool placed = !request.required.empty() || !request.zone.empty() || request.max_rtt_ms;
+  const std::string_view last_pick =
+      config_.scheduling.affinity ? scheduler_.LastPick(job.type) : std::string_view();
+  for (const auto& routing_id : it->second.routing_ids) {
+    WorkerState& w = workers_.at(routing_id);
+    CandidateView view;
+    view.id = w.id;
+    view.capacity = w.capacity;
+    view.in_hand = static_cast<std::uint32_t>(w.leases.size());
+    view.breaker_allows = MayDispatch(config_.breaker, w.breaker, now.mono_ms);
+    view.healthy = w.health.healthy;
+    view.ran_type_last = !last_pick.empty() && last_pick == w.id;
+    if (w.health.smoothed_rtt_ms) {
+      view.rtt_ms = static_cast<std::uint32_t>(std::lround(*w.health.smoothed_rtt_ms));
+    }
+    if (placed) {
+      view.labels = w.labels;
+      if (auto zone = w.labels.find("zone"); zone != w.labels.end()) view.zone = zone->second;
+    }
+    if (!request.anti_affinity_key.empty()) {
+      for (const auto& [lease, seq] : w.leases) {
+        if (auto held = jobs_.find(seq);
+            held != jobs_.end() && held->second.links.value().group == job.links.value().group) {
+          ++view.same_key_in_hand;
+        }
+      }
+    }
+    candidates_.push_back(std::move(view));
+    candidate_workers_.push_back(&w);
+  }
+}
+
+Core::WorkerState* Core::PickWorker(const Job& job, Now now) {
+  auto it = type_workers_.find(job.type);
+  if (it == type_workers_.end() || it->second.spare == 0) return nullptr;
+  PlacementRequest request = PlacementOf(job);
+  BuildCandidates(job, request, now);
+  const Choice choice =
+      scheduler_.Pick(std::move(request), job.links.value().hash_key, candidates_);
+  return choice.worker ? candidate_workers_[*choice.worker] : nullptr;
+}
+
+std::string Core::WaitingReason(const Job& job, Now now) {
+  PlacementRequest request = PlacementOf(job);
+  if (!request.locality) request.locality = config_.scheduling.locality;
+  BuildCandidates(job, request, now);
+  for (CandidateView& view : candidates_) {
+    const WorkerState& w = *candidate_workers_[&view - candidates_.data()];
+    view.labels = w.labels;
+    if (auto zone = w.labels.find("zone"); zone != w.labels.end()) view.zone = zone->second;
+  }
+  return Place(request, candidates_).why_waiting;
+}
+
+void Core::HandleDrain(const wire::Envelope& from, const wire::DrainRequest& r, Now now) {
+  const auto cmd = wire::ClientCommand::kDrain;
+  auto id = worker_ids_.find(r.worker);
+  if (id == worker_ids_.end()) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kNotFound, "no worker " + r.worker);
+  }
+  WorkerState& w = workers_.at(id->second);
+  wire::ClientReply reply{.command = cmd, .rid = r.rid};
+  reply.moved = 0;
+  if (r.drain && !w.draining) {
+    Unlist(id->second, w);
+    w.draining = true;
+    spdlog::info("worker {} drained ({} jobs in hand)", w.id, w.leases.size());
+    if (config_.migration.enabled && config_.migration.migrate_in_progress) {
+      reply.moved = MigrateJobs(w, "worker " + w.id + " drained", now);
+    }
+  } else if (!r.drain && w.draining) {
+    w.draining = false;
+    List(id->second, w);
+    spdlog::info("worker {} back in service", w.id);
+  }
+  Reply(from, std::move(reply));
+}
+
+std::uint64_t Core::MigrateJobs(WorkerState& w, const std::string& why, Now now) {
+  std::uint64_t moved = 0;
+  for (const auto& [lease, seq] : w.leases) {
+    auto current = leases_.find(seq);
+    if (current == leases_.end() || current->second != lease) continue;
+    leases_.erase(current);
+    // The worker keeps the slot until it reports that the handler stopped.
+    SendToWorker(w, wire::CancelJob{FormatJobId(seq), lease, why + ": moved to another worker"},
+                 now);
+    Job& job = jobs_.at(seq);
+    if (job.attempts > 0) --job.attempts;  // not the job's fault
+    job.error = why + "; moved";
+    SetState(job, JobState::kQueued, now);
+    MarkDirty(job);
+    Enqueue(job);
+    ++moved;
+  }
+  return moved;
+}
+
+void Core::CheckHealth(WorkerState& w, Now now) {
+  if (broker::OnTick(config_.health, w.health, now.mono_ms) == HealthChange::kBecameUnhealthy) {
+    spdlog::warn("worker {}: unhealthy, {} health checks unanswered in a row; no new jobs", w.id,
+                 config_.health.unhealthy_threshold);
+  }
+  if (Due(config_.health, w.health, now.mono_ms)) {
+    const std::uint64_t check = next_check_++;
+    OnSent(config_.health, w.health, check, now.mono_ms);
+    SendToWorker(w, wire::Heartbeat{.check = check}, now);
+  }
+}
+
+void Core::RecordOutcome(WorkerState& w, bool success, Now now) {
+  const BreakerChange change = success ? OnSuccess(config_.breaker, w.breaker, now.mono_ms)
+                                       : OnFailure(config_.breaker, w.breaker, now.mono_ms);
+  if (change == BreakerChange::kOpened) {
+    spdlog::warn(
+        "worker {}: circuit breaker open for {} after failures in a row", w.id,
+        wire::FormatDuration(static_cast<std::int64_t>(config_.breaker.recovery_timeout_ms)));
+    if (config_.migration.enabled && config_.migration.migrate_in_progress) {
+      MigrateJobs(w, "worker " + w.id + " circuit breaker open", now);
+    }
+  } else if (change == BreakerChange::kClosed) {
+    spdlog::info("worker {}: circuit breaker closed, trial jobs succeeded", w.id);
+  }
 }
 
 void Core::Dispatch(Now now) {
+  SettleDependents(now);
   while (!dirty_types_.empty()) {
     const std::string type = std::move(dirty_types_.back());
     dirty_types_.pop_back();
-    while (ready_.Depth(type) > 0) {
-      WorkerState* w = PickWorker(type);
-      if (w == nullptr) break;
-      const auto seq = ready_.Pop(type);
+    auto workers = type_workers_.find(type);
+    while (workers != type_workers_.end() && workers->second.spare > 0 && ready_.Depth(type) > 0) {
+      // The first job some worker may take: a job that no free worker suits (placement, open
+      // breakers) does not hold up the ones behind it. The scan is bounded.
+      WorkerState* w = nullptr;
+      const auto seq = ready_.FindFirst(type, kPlacementScan, [&](Seq candidate) {
+        w = PickWorker(jobs_.at(candidate), now);
+        return w != nullptr;
+      });
+      if (!seq) break;
       Job& job = jobs_.at(*seq);
       assert(job.state == JobState::kQueued);
+      ready_.Remove(type, job.priority, *seq);
       StartAttempt(job, *w, now);
     }
   }
@@ -684,6 +1326,7 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   leases_[job.seq] = lease;
   w.leases.emplace(lease, job.seq);
   for (const auto& type : w.types) --type_workers_[type].spare;
+  OnDispatch(config_.breaker, w.breaker, now.mono_ms);
   // The worker enforces the timeout itself; this deadline catches a worker that does not.
   const auto grace = static_cast<std::int64_t>(config_.heartbeat_ms * config_.liveness);
   lease_deadlines_.push(
@@ -697,6 +1340,7 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   dispatch.timeout_ms = job.timeout_ms;
   dispatch.priority = job.priority;
   dispatch.checkpoint = job.checkpoint;
+  if (!job.links.value().after.empty()) dispatch.inputs = InputsOf(job);
   SendToWorker(w, std::move(dispatch), now);
 }
 
@@ -726,6 +1370,7 @@ void Core::OnTick(Now now) {
     if (auto id = worker_ids_.find(job.worker); id != worker_ids_.end()) {
       if (WorkerState* w = FindWorker(id->second)) {
         SendToWorker(*w, wire::CancelJob{FormatJobId(job.seq), due.token, "timed out"}, now);
+        RecordOutcome(*w, false, now);
       }
     }
     FailAttempt(job,
@@ -741,8 +1386,14 @@ void Core::OnTick(Now now) {
     for (auto& [routing_id, w] : workers_) {
       if (now.mono_ms - w.last_heard_ms > expiry) {
         dead.push_back(routing_id);
-      } else if (now.mono_ms - w.last_sent_ms >= hb) {
-        SendToWorker(w, wire::Heartbeat{}, now);
+        continue;
+      }
+      CheckHealth(w, now);
+      if (now.mono_ms - w.last_sent_ms >= hb) SendToWorker(w, wire::Heartbeat{}, now);
+      // An open breaker whose recovery time has passed takes trial jobs: look at its types.
+      if (w.breaker.phase == BreakerPhase::kOpen &&
+          PhaseAt(config_.breaker, w.breaker, now.mono_ms) == BreakerPhase::kHalfOpen) {
+        dirty_types_.insert(dirty_types_.end(), w.types.begin(), w.types.end());
       }
     }
     for (const auto& routing_id : dead) {
@@ -750,6 +1401,7 @@ void Core::OnTick(Now now) {
     }
     next_heartbeat_scan_ms_ = now.mono_ms + std::max<std::int64_t>(hb / 4, 1);
   }
+  Purge(now);
   Dispatch(now);
 }
 
@@ -762,6 +1414,7 @@ std::int64_t Core::MillisUntilDue(Now now) const {
   if (!scheduled_.empty()) consider(scheduled_.top().at - now.wall_ms);
   if (!lease_deadlines_.empty()) consider(lease_deadlines_.top().at - now.mono_ms);
   if (!workers_.empty()) consider(next_heartbeat_scan_ms_ - now.mono_ms);
+  if (config_.retention_ms != 0) consider(next_purge_ms_ - now.wall_ms);
   return due;
 }
 
@@ -769,7 +1422,7 @@ std::int64_t Core::MillisUntilDue(Now now) const {
 
 std::optional<WriteBatch> Core::TakeBatch() {
   if (in_flight_) return std::nullopt;
-  if (building_.dirty.empty()) {
+  if (building_.dirty.empty() && building_.removals.empty()) {
     for (auto& deferred : building_.replies) Reply(deferred.to, std::move(deferred.reply));
     building_.replies.clear();
     return std::nullopt;
@@ -778,7 +1431,12 @@ std::optional<WriteBatch> Core::TakeBatch() {
   batch.writes.reserve(building_.dirty.size());
   for (const auto& [seq, insert] : building_.dirty) {
     const Job& job = jobs_.at(seq);
-    batch.writes.push_back({insert, insert ? job : UpdateRow(job)});
+    batch.writes.push_back({.insert = insert, .job = insert ? job : UpdateRow(job)});
+  }
+  for (const ExpiredJob& expired : building_.removals) {
+    wire::RecordWrite write{.remove = true};
+    write.job.seq = expired.seq;
+    batch.writes.push_back(std::move(write));
   }
   in_flight_ = std::move(building_);
   building_ = Batch{};
@@ -799,6 +1457,8 @@ void Core::OnBatchDone(const Status& result, Now now) {
       --counts_[StateIndex(job.state)];
       if (IsPending(job.state)) --pending_by_type_[job.type];
       if (!job.key.empty()) keys_.erase(job.key);
+      unmet_.erase(seq);
+      dependents_.erase(seq);
       building_.dirty.erase(seq);
       watchers_.erase(seq);
       jobs_.erase(it);
@@ -816,6 +1476,17 @@ void Core::OnBatchDone(const Status& result, Now now) {
     return;
   }
   for (auto& deferred : done.replies) Reply(deferred.to, std::move(deferred.reply));
+  for (const ExpiredJob& expired : done.removals) {
+    --counts_[StateIndex(expired.state)];
+    if (auto key = keys_.find(expired.key); key != keys_.end() && key->second == expired.seq) {
+      keys_.erase(key);
+    }
+  }
+  if (!done.removals.empty()) {
+    purged_ += done.removals.size();
+    spdlog::info("purged {} finished jobs past their retention of {}", done.removals.size(),
+                 wire::FormatDuration(static_cast<std::int64_t>(config_.retention_ms)));
+  }
   for (const Seq seq : done.to_enqueue) {
     auto it = jobs_.find(seq);
     if (it == jobs_.end()) continue;
@@ -874,6 +1545,7 @@ std::uint64_t Core::CountIn(JobState state) const { return counts_[StateIndex(st
 wire::ClusterInfo Core::Cluster(Now now) const {
   wire::ClusterInfo info;
   info.role = config_.role;
+  info.strategy = Name(config_.scheduling.strategy);
   info.epoch = epoch_;
   info.workers_total = static_cast<std::uint32_t>(workers_.size());
   for (const auto& [routing_id, w] : workers_) {
@@ -888,6 +1560,12 @@ wire::ClusterInfo Core::Cluster(Now now) const {
     wi.labels = w.labels;
     wi.last_seen_ms =
         static_cast<std::uint64_t>(std::max<std::int64_t>(0, now.mono_ms - w.last_heard_ms));
+    wi.breaker = Name(PhaseAt(config_.breaker, w.breaker, now.mono_ms));
+    wi.health = HealthName(w.health);
+    if (w.health.smoothed_rtt_ms) {
+      wi.rtt_ms = static_cast<std::uint64_t>(std::lround(*w.health.smoothed_rtt_ms));
+    }
+    wi.draining = w.draining;
     info.workers.push_back(std::move(wi));
   }
   std::sort(info.workers.begin(), info.workers.end(),

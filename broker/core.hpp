@@ -12,7 +12,14 @@
 //   submit -> queued -> running -> succeeded          (a delayed submit starts scheduled)
 //                ^         |-> scheduled (failed attempt, backoff) -> queued
 //                |         |-> dead (permanent failure or attempts used up)
-//   retry -------+---- dead / cancelled          cancel: queued|scheduled|running -> cancelled
+//   retry -------+---- dead / cancelled   cancel: queued|scheduled|waiting|running -> cancelled
+//   submit with `after` -> waiting -> queued (or scheduled) once its dependencies have ended,
+//                                  -> cancelled when one failed under all_succeeded
+//
+// Dependencies are resolved in memory: `unmet_` counts what each waiting job still waits for
+// and `dependents_` lists who waits for whom. A job that ends queues its seq in `settled_`, and
+// the next Dispatch releases (or cancels) the jobs waiting on it. Finished jobs past their
+// retention are purged by `remove` writes, which the standby applies like any other write.
 //
 // Threads: one thread owns a Core. Time: `Now` carries a monotonic clock for leases and
 // heartbeats and the wall clock for what is persisted or shown (run_at, timestamps).
@@ -20,6 +27,7 @@
 
 #include <array>
 #include <cstdint>
+#include <expected>
 #include <functional>
 #include <map>
 #include <memory>
@@ -30,10 +38,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/circuit_breaker.hpp"
+#include "broker/cluster_config.hpp"
+#include "broker/health.hpp"
 #include "broker/job.hpp"
 #include "broker/job_store.hpp"
 #include "broker/ready_queues.hpp"
 #include "broker/retry_policy.hpp"
+#include "broker/strategy.hpp"
 #include "schema/transport.hpp"
 
 namespace claw::broker {
@@ -55,6 +67,18 @@ struct CoreConfig {
   std::uint64_t backoff_ms = wire::defaults::kBackoffMs;
   std::uint64_t max_backoff_ms = wire::defaults::kMaxBackoffMs;
   std::uint32_t jitter_percent = wire::defaults::kBackoffJitterPercent;
+  // Finished jobs are purged this long after they end; 0 keeps them forever.
+  std::uint64_t retention_ms = wire::defaults::kRetentionMs;
+  SchedulingConfig scheduling;  // which worker gets a job (broker/strategy.hpp)
+  // Per worker. Only failures that may be the worker's fault count: a retryable FAIL and a
+  // lease that timed out; a permanent FAIL (bad input) does not.
+  BreakerConfig breaker;
+  // Health checks: a worker that leaves unhealthy_threshold checks unanswered in a row gets no
+  // new jobs until it answers healthy_threshold in a row.
+  HealthConfig health;
+  // What happens to the jobs a worker is running when it is drained, its breaker opens or it
+  // is lost: with migrate_in_progress they are queued again at once, checkpoint kept.
+  MigrationConfig migration;
 };
 
 // A message for the shell to send.
@@ -99,6 +123,8 @@ class Core {
 
   // For tests and the cluster view.
   std::uint64_t epoch() const { return epoch_; }
+  // Finished jobs purged (retention) since start.
+  std::uint64_t purged() const { return purged_; }
   const Job* Find(Seq seq) const;
   std::uint64_t CountIn(wire::JobState state) const;
   wire::ClusterInfo Cluster(Now now) const;
@@ -118,6 +144,9 @@ class Core {
     std::unordered_map<std::uint64_t, Seq> leases;  // jobs in hand: lease -> job
     std::int64_t last_heard_ms = 0;
     std::int64_t last_sent_ms = 0;
+    BreakerState breaker;
+    HealthState health;
+    bool draining = false;  // DRAIN: out of its types' lists, no new jobs
   };
   struct TypeWorkers {
     std::vector<std::string> routing_ids;  // workers serving this type
@@ -139,15 +168,30 @@ class Core {
     std::map<Seq, bool> dirty;           // seq -> needs insert
     std::vector<DeferredReply> replies;  // ACCEPTED replies, sent once the batch is durable
     std::vector<Seq> to_enqueue;         // new jobs, queued (or timed, if delayed) once durable
+    std::vector<ExpiredJob> removals;    // finished jobs to purge
+  };
+  // Why a request is refused.
+  struct Refusal {
+    wire::StatusCode status = wire::StatusCode::kBadRequest;
+    std::string message;
+  };
+  // Where a job's dependencies stand.
+  struct Dependencies {
+    std::uint32_t unmet = 0;    // not ended yet
+    std::optional<Seq> failed;  // one that ended without success, under all_succeeded
+    std::string failed_state;   // its state ("purged" if it no longer exists)
   };
 
   // Client requests.
-  void HandleSubmit(const wire::Envelope& from, const wire::SubmitRequest& r, Now now);
-  void HandleStatus(const wire::Envelope& from, const wire::StatusRequest& r);
+  void HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now now);
+  void HandleStatus(const wire::Envelope& from, const wire::StatusRequest& r, Now now);
   void HandleList(const wire::Envelope& from, const wire::ListRequest& r);
   void HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r, Now now);
   void HandleRetry(const wire::Envelope& from, const wire::RetryRequest& r, Now now);
   void HandleWatch(const wire::Envelope& from, const wire::WatchRequest& r);
+  void HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitRequest& r, Now now);
+  void HandleGroupStatus(const wire::Envelope& from, const wire::GroupStatusRequest& r);
+  void HandleDrain(const wire::Envelope& from, const wire::DrainRequest& r, Now now);
   // Worker messages.
   void HandleWorker(const wire::Envelope& from, wire::WorkerMessage message, Now now);
   void HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now);
@@ -171,6 +215,42 @@ class Core {
   // The same, but the job in memory (a finished one is loaded back) so that it can change.
   Job* LoadForUpdate(const wire::Envelope& from, wire::ClientCommand command, std::uint64_t rid,
                      const std::string& id);
+  // New jobs: checks, admission, creation.
+  std::optional<Refusal> CheckSpec(const wire::JobSpec& spec) const;
+  // The seq of an existing job named in `after`; refuses an unknown id and, under all_succeeded,
+  // a dependency that already failed.
+  std::expected<Seq, Refusal> ResolveDependency(const std::string& id,
+                                                wire::DependencyPolicy policy);
+  // QUEUE_FULL if `n` new jobs would go over the broker-wide limit of pending jobs, or `n` of
+  // `type` over the per-type limit.
+  std::optional<Refusal> AdmitTotal(std::uint64_t n) const;
+  std::optional<Refusal> AdmitType(const std::string& type, std::uint64_t n) const;
+  // A job built from `spec` (its bytes move), in memory only (queued or scheduled, not counted).
+  Job& CreateJob(Seq seq, wire::JobSpec&& spec, Now now);
+  // Counts a created job and puts its insert in the building batch; a job whose dependencies
+  // have not all ended starts waiting.
+  void Accept(Job& job);
+  void Refuse(const wire::Envelope& to, wire::ClientCommand command, std::uint64_t rid,
+              const Refusal& refusal);
+
+  // Dependencies.
+  Dependencies CheckDependencies(const Job& job);
+  // The state of a job in memory or in the store; nullopt when it does not exist (purged).
+  std::optional<wire::JobState> StateOf(Seq seq);
+  // Makes `job` wait for its unmet dependencies.
+  void Await(Job& job, std::uint32_t unmet);
+  // A waiting job whose dependencies have all ended: queued, or scheduled if it has a run_at.
+  void Release(Job& job, Now now);
+  // Releases or cancels the jobs waiting on those that ended since the last call.
+  void SettleDependents(Now now);
+  // Each dependency's outcome, for the JOB message.
+  std::vector<wire::Input> InputsOf(const Job& job);
+
+  // Every job of a group, members then follow-up, from memory where it is newer.
+  Result<std::vector<Job>> GroupJobs(Seq group);
+  // Purges a batch of finished jobs past their retention.
+  void Purge(Now now);
+
   // The batch that will make the job's insert durable, or nullptr if it already is.
   Batch* PendingInsertBatch(Seq seq);
   void NotifyWatchers(const Job& job);
@@ -185,7 +265,23 @@ class Core {
   // Takes a worker out of its types' lists and spare-slot counts.
   void Unlist(const std::string& routing_id, const WorkerState& w);
   void Dispatch(Now now);
-  WorkerState* PickWorker(const std::string& type);
+  // What `job` asks of its worker.
+  PlacementRequest PlacementOf(const Job& job) const;
+  // Fills candidates_ and candidate_workers_ with every worker serving `job`'s type.
+  void BuildCandidates(const Job& job, const PlacementRequest& request, Now now);
+  // The worker the strategy gives `job` to, or nullptr when none may take it now.
+  WorkerState* PickWorker(const Job& job, Now now);
+  // Why a queued job waits (no worker may take it now), or "" when a worker could.
+  std::string WaitingReason(const Job& job, Now now);
+  // Breaker bookkeeping for an attempt that ended on `w`.
+  void RecordOutcome(WorkerState& w, bool success, Now now);
+  // Health checks: answers, timeouts, and sending the checks that are due.
+  void CheckHealth(WorkerState& w, Now now);
+  // Puts the jobs `w` is running back in the queue at once (the worker is told to stop them),
+  // their attempt given back and their checkpoint kept. Returns how many.
+  std::uint64_t MigrateJobs(WorkerState& w, const std::string& why, Now now);
+  // Takes a worker back into its types' lists (after Unlist).
+  void List(const std::string& routing_id, const WorkerState& w);
   void StartAttempt(Job& job, WorkerState& w, Now now);
 
   WorkerState* FindWorker(const std::string& routing_id);
@@ -201,7 +297,7 @@ class Core {
   std::unordered_map<std::string, Seq> keys_;
   Seq next_seq_ = 1;
   std::uint64_t next_lease_ = 1;
-  std::array<std::uint64_t, 6> counts_{};
+  std::array<std::uint64_t, wire::kJobStates.size()> counts_{};
   std::unordered_map<std::string, std::uint64_t> pending_by_type_;
 
   ReadyQueues ready_;
@@ -212,9 +308,19 @@ class Core {
   std::unordered_map<std::string, WorkerState> workers_;     // by routing id
   std::unordered_map<std::string, std::string> worker_ids_;  // worker id -> routing id
   std::unordered_map<std::string, TypeWorkers> type_workers_;
+  Scheduler scheduler_;
+  std::vector<CandidateView> candidates_;        // PickWorker's scratch: views, and
+  std::vector<WorkerState*> candidate_workers_;  // the workers they show
   std::int64_t next_heartbeat_scan_ms_ = 0;
+  std::uint64_t next_check_ = 1;
 
   std::unordered_map<Seq, std::vector<Watcher>> watchers_;
+
+  std::unordered_map<Seq, std::uint32_t> unmet_;          // waiting job -> unmet dependencies
+  std::unordered_map<Seq, std::vector<Seq>> dependents_;  // job -> jobs waiting on it
+  std::vector<Seq> settled_;                              // ended jobs with dependents
+  std::int64_t next_purge_ms_ = 0;                        // wall clock
+  std::uint64_t purged_ = 0;
 
   Batch building_;
   std::optional<Batch> in_flight_;

@@ -4,20 +4,30 @@
 
 namespace claw::broker {
 namespace {
-constexpr std::string_view kIdPrefix = "j-";
-}
 
-std::string FormatJobId(Seq seq) { return std::string(kIdPrefix) + std::to_string(seq); }
+constexpr std::string_view kJobPrefix = "j-";
+constexpr std::string_view kGroupPrefix = "g-";
 
-std::optional<Seq> ParseJobId(std::string_view id) {
-  if (!id.starts_with(kIdPrefix)) return std::nullopt;
-  id.remove_prefix(kIdPrefix.size());
+// The number after `prefix`: digits without a leading zero, not 0.
+std::optional<Seq> ParseNumbered(std::string_view prefix, std::string_view id) {
+  if (!id.starts_with(prefix)) return std::nullopt;
+  id.remove_prefix(prefix.size());
   if (id.empty() || id[0] == '0') return std::nullopt;
   Seq seq = 0;
   const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), seq);
   if (ec != std::errc() || end != id.data() + id.size()) return std::nullopt;
   return seq;
 }
+
+}  // namespace
+
+std::string FormatJobId(Seq seq) { return std::string(kJobPrefix) + std::to_string(seq); }
+
+std::optional<Seq> ParseJobId(std::string_view id) { return ParseNumbered(kJobPrefix, id); }
+
+std::string FormatGroupId(Seq group) { return std::string(kGroupPrefix) + std::to_string(group); }
+
+std::optional<Seq> ParseGroupId(std::string_view id) { return ParseNumbered(kGroupPrefix, id); }
 
 wire::JobInfo ToJobInfo(const Job& job, Detail detail) {
   wire::JobInfo info;
@@ -39,6 +49,16 @@ wire::JobInfo ToJobInfo(const Job& job, Detail detail) {
   if (detail != Detail::kSummary) info.result = job.result;
   if (detail == Detail::kFull) info.payload = job.payload;
   info.progress = job.progress;
+  const wire::JobLinks& links = job.links.value();
+  if (links.group != 0) info.group = FormatGroupId(links.group);
+  info.follow_up = links.follow_up;
+  for (const Seq dependency : links.after) info.after.push_back(FormatJobId(dependency));
+  if (!links.after.empty()) info.after_policy = links.after_policy;
+  info.hash_key = links.hash_key;
+  info.required = links.required;
+  info.zone = links.zone;
+  info.locality = links.locality;
+  info.max_rtt_ms = links.max_rtt_ms;
   return info;
 }
 

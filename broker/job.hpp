@@ -21,6 +21,10 @@ std::string FormatJobId(Seq seq);
 // The number of a printable id, or nullopt if `id` is not one FormatJobId makes.
 std::optional<Seq> ParseJobId(std::string_view id);
 
+// A group is numbered by its first member: "g-42" for the group whose first job is j-42.
+std::string FormatGroupId(Seq group);
+std::optional<Seq> ParseGroupId(std::string_view id);
+
 // How much of a job a reply carries: LIST leaves out the bytes (a list of thousands must stay
 // small), STATUS has everything, the others the result but not the payload.
 enum class Detail { kSummary, kWithResult, kFull };

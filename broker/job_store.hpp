@@ -20,7 +20,8 @@ namespace claw::broker {
 
 // One group commit: every write in it lands in one transaction, or none does.
 struct WriteBatch {
-  // insert: a new row with every column; otherwise the new values of the mutable columns.
+  // insert: a new row with every column; remove: the row goes (only job.seq is read);
+  // otherwise the new values of the mutable columns.
   // The same rows travel to the standby broker.
   using Write = wire::RecordWrite;
   std::vector<Write> writes;
@@ -32,19 +33,32 @@ struct ListFilter {
   std::uint32_t limit = 100;
 };
 
+// A finished job due for purging: what the broker's counts and key index need to forget it.
+struct ExpiredJob {
+  Seq seq = 0;
+  wire::JobState state = wire::JobState::kSucceeded;
+  std::string key;  // empty: none
+};
+
 class JobStore {
  public:
   virtual ~JobStore() = default;
 
   virtual Status Apply(const WriteBatch& batch) = 0;
 
-  // Jobs in state queued, scheduled or running, in seq order.
+  // Jobs in state queued, scheduled, waiting or running, in seq order.
   virtual Result<std::vector<Job>> LoadUnfinished() = 0;
   // Every idempotency key in the store, with its job.
   virtual Result<std::vector<std::pair<std::string, Seq>>> LoadKeys() = 0;
   virtual Result<std::optional<Job>> Get(Seq seq) = 0;
   // Newest first (highest seq first).
   virtual Result<std::vector<Job>> List(const ListFilter& filter) = 0;
+  // Every job of a group (members and follow-up), in seq order.
+  virtual Result<std::vector<Job>> ListGroup(std::uint64_t group) = 0;
+  // Up to `limit` finished jobs (succeeded, dead, cancelled) last updated before `before_ms`
+  // (wall clock), oldest first.
+  virtual Result<std::vector<ExpiredJob>> ListExpired(std::int64_t before_ms,
+                                                      std::uint32_t limit) = 0;
   virtual Result<std::map<wire::JobState, std::uint64_t>> CountByState() = 0;
   // The highest seq ever stored, 0 when empty.
   virtual Result<Seq> MaxSeq() = 0;

@@ -1,4 +1,4 @@
-// claw-broker: flags and config file in, a running Server out.
+// claw-broker: flags and config files in, a running Server out.
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -6,6 +6,8 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "broker/config.hpp"
 #include "broker/server.hpp"
@@ -21,8 +23,12 @@ void OnSignal(int) { g_stop.store(true); }
 
 int main(int argc, char** argv) {
   CLI::App app{"claw-broker: the Claw job broker"};
-  std::string config_file, bind, data, log_level, durability, heartbeat;
-  app.add_option("--config", config_file, "YAML config file")->check(CLI::ExistingFile);
+  std::vector<std::string> config_files;
+  std::string bind, data, log_level, durability, heartbeat;
+  app.add_option("--config", config_files,
+                 "YAML config file; give it again for more files, a later file's keys win")
+      ->check(CLI::ExistingFile)
+      ->allow_extra_args(false);
   app.add_option("--bind", bind, "endpoint to bind (default tcp://*:5555)");
   app.add_option("--data", data, "data directory (default ./claw-data)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or off");
@@ -44,8 +50,8 @@ int main(int argc, char** argv) {
   }
 
   claw::broker::BrokerConfig config;
-  if (!config_file.empty()) {
-    auto loaded = claw::broker::LoadConfigFile(config_file, config);
+  if (!config_files.empty()) {
+    auto loaded = claw::broker::LoadConfigFiles(config_files, config);
     if (!loaded) {
       std::cerr << "claw-broker: " << loaded.error().message << "\n";
       return 2;

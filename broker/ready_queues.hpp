@@ -19,7 +19,23 @@ class ReadyQueues {
   void Push(const std::string& type, std::uint32_t priority, Seq seq);
   // The next job of `type`: highest priority first, oldest first within a priority.
   std::optional<Seq> Pop(const std::string& type);
+  // The job Pop would return, left in place.
+  std::optional<Seq> Peek(const std::string& type);
   bool Remove(const std::string& type, std::uint32_t priority, Seq seq);
+  // The first of the next `limit` jobs of `type`, in Pop order, for which `take` is true; the
+  // job stays queued.
+  template <typename Take>
+  std::optional<Seq> FindFirst(const std::string& type, std::size_t limit, Take&& take) {
+    auto it = types_.find(type);
+    if (it == types_.end()) return std::nullopt;
+    for (std::size_t level = kLevels; level-- > 0 && limit > 0;) {
+      for (const Seq seq : it->second.fifo[level]) {
+        if (limit-- == 0) return std::nullopt;
+        if (take(seq)) return seq;
+      }
+    }
+    return std::nullopt;
+  }
 
   std::uint64_t Depth(const std::string& type) const;
   // (type, priority, depth) for every non-empty FIFO, types in name order.
@@ -36,6 +52,13 @@ class ReadyQueues {
     std::array<std::deque<Seq>, kLevels> fifo;
     std::uint64_t size = 0;
   };
+  // The FIFO holding the next job of `type` (both null when it has none queued).
+  struct Head {
+    TypeQueue* queue = nullptr;
+    std::deque<Seq>* fifo = nullptr;
+  };
+  Head Front(const std::string& type);
+
   std::unordered_map<std::string, TypeQueue> types_;
 };
 

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <charconv>
 #include <cstddef>
 #include <initializer_list>
 #include <optional>
@@ -21,7 +22,7 @@ namespace {
 
 // Migration N (1-based) brings a file from user_version N-1 to N. Append new steps; never edit
 // a step that has shipped. Each runs in its own transaction with the user_version it sets.
-constexpr std::array<const char*, 2> kMigrations = {
+constexpr std::array<const char*, 4> kMigrations = {
     // 1: jobs and meta. A job without a key has key NULL; result and checkpoint are NULL when
     // unset; progress_message is NULL when the job has no progress, and progress_percent is NULL
     // when it has none or its progress carries no percent.
@@ -85,6 +86,27 @@ constexpr std::array<const char*, 2> kMigrations = {
       CREATE INDEX jobs_state_seq ON jobs (state, seq);
       CREATE INDEX jobs_type_seq ON jobs (type, seq);
     )sql",
+    // 3: groups and dependencies (after: the seqs it waits for, comma-separated, NULL when
+    // none; after_policy NULL when none), and the index the retention purge walks.
+    R"sql(
+      ALTER TABLE jobs ADD COLUMN group_seq INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN follow_up INTEGER NOT NULL DEFAULT 0;
+      ALTER TABLE jobs ADD COLUMN after TEXT;
+      ALTER TABLE jobs ADD COLUMN after_policy TEXT;
+      CREATE INDEX jobs_group ON jobs (group_seq, seq) WHERE group_seq != 0;
+      CREATE INDEX jobs_finished ON jobs (updated_at)
+        WHERE state IN ('succeeded', 'dead', 'cancelled');
+    )sql",
+    // 4: routing and placement: the hash strategy's key, the labels a worker must have
+    // ("key=value" lines), the preferred zone, the locality and the round-trip bound; NULL or 0
+    // when the job has none.
+    R"sql(
+      ALTER TABLE jobs ADD COLUMN hash_key TEXT;
+      ALTER TABLE jobs ADD COLUMN required_labels TEXT;
+      ALTER TABLE jobs ADD COLUMN zone TEXT;
+      ALTER TABLE jobs ADD COLUMN locality TEXT;
+      ALTER TABLE jobs ADD COLUMN max_rtt_ms INTEGER NOT NULL DEFAULT 0;
+    )sql",
 };
 
 // Parameter numbers of the job columns in the insert and update statements; a SELECT of
@@ -111,17 +133,27 @@ enum Column : int {
   kProgressPercent,
   kProgressMessage,
   kCheckpoint,
+  kGroupSeq,
+  kFollowUp,
+  kAfter,
+  kAfterPolicy,
+  kHashKey,
+  kRequiredLabels,
+  kZone,
+  kLocality,
+  kMaxRttMs,
 };
 
 // The job columns in Column order, for the SELECTs that ReadJob reads.
 constexpr std::string_view kJobColumns =
     "seq, type, payload, priority, state, timeout_ms, max_attempts, backoff_ms, max_backoff_ms, "
     "key, attempts, created_at, updated_at, run_at, worker, error, result, progress_percent, "
-    "progress_message, checkpoint";
+    "progress_message, checkpoint, group_seq, follow_up, after, after_policy, hash_key, "
+    "required_labels, zone, locality, max_rtt_ms";
 
 constexpr std::string_view kInsertValues =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-    "?19, ?20)";
+    "?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)";
 constexpr std::string_view kUpdateSql =
     "UPDATE jobs SET priority = ?4, state = ?5, timeout_ms = ?6, max_attempts = ?7, "
     "backoff_ms = ?8, max_backoff_ms = ?9, attempts = ?11, updated_at = ?13, run_at = ?14, "
@@ -129,7 +161,13 @@ constexpr std::string_view kUpdateSql =
     "checkpoint = ?20 WHERE seq = ?1";
 // Appended to "SELECT <kJobColumns> FROM jobs".
 constexpr std::string_view kGetWhere = " WHERE seq = ?1";
-constexpr std::string_view kLoadUnfinishedWhere = " WHERE state IN (?1, ?2, ?3) ORDER BY seq";
+constexpr std::string_view kLoadUnfinishedWhere = " WHERE state IN (?1, ?2, ?3, ?4) ORDER BY seq";
+constexpr std::string_view kListGroupWhere = " WHERE group_seq = ?1 ORDER BY seq";
+// The partial index jobs_finished serves this: its WHERE must match the index's.
+constexpr std::string_view kListExpiredSql =
+    "SELECT seq, state, key FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') "
+    "AND updated_at < ?1 ORDER BY updated_at LIMIT ?2";
+constexpr std::string_view kDeleteSql = "DELETE FROM jobs WHERE seq = ?1";
 constexpr std::string_view kListAllWhere = " ORDER BY seq DESC LIMIT ?1";
 constexpr std::string_view kListByStateWhere = " WHERE state = ?2 ORDER BY seq DESC LIMIT ?1";
 constexpr std::string_view kListByTypeWhere = " WHERE type = ?3 ORDER BY seq DESC LIMIT ?1";
@@ -170,6 +208,53 @@ class ScopedReset {
 
 std::int64_t ToSql(std::uint64_t value) { return static_cast<std::int64_t>(value); }
 
+// "gpu=true\nzone=eu-1" for the required_labels column. The Core refuses labels holding a
+// newline, and keys holding '='.
+std::string JoinLabels(const wire::Labels& labels) {
+  std::string text;
+  for (const auto& [key, value] : labels) {
+    if (!text.empty()) text += '\n';
+    text += key + "=" + value;
+  }
+  return text;
+}
+
+std::optional<wire::Labels> SplitLabels(std::string_view text) {
+  wire::Labels labels;
+  while (!text.empty()) {
+    const std::size_t end = std::min(text.find('\n'), text.size());
+    const std::string_view line = text.substr(0, end);
+    const std::size_t equals = line.find('=');
+    if (equals == std::string_view::npos) return std::nullopt;
+    labels.emplace(std::string(line.substr(0, equals)), std::string(line.substr(equals + 1)));
+    text.remove_prefix(std::min(end + 1, text.size()));
+  }
+  return labels;
+}
+
+// "3,17,42" for the after column.
+std::string JoinSeqs(const std::vector<Seq>& seqs) {
+  std::string text;
+  for (const Seq seq : seqs) {
+    if (!text.empty()) text += ',';
+    text += std::to_string(seq);
+  }
+  return text;
+}
+
+std::optional<std::vector<Seq>> SplitSeqs(std::string_view text) {
+  std::vector<Seq> seqs;
+  while (!text.empty()) {
+    const std::size_t comma = std::min(text.find(','), text.size());
+    Seq seq = 0;
+    const auto [end, ec] = std::from_chars(text.data(), text.data() + comma, seq);
+    if (ec != std::errc() || end != text.data() + comma) return std::nullopt;
+    seqs.push_back(seq);
+    text.remove_prefix(std::min(comma + 1, text.size()));
+  }
+  return seqs;
+}
+
 // The first failure of a run of binds, or SQLITE_OK.
 int FirstError(std::initializer_list<int> codes) {
   for (const int code : codes) {
@@ -191,7 +276,8 @@ int BindOptionalBlob(sqlite3_stmt* stmt, int column, const std::optional<std::st
   return bytes ? BindBlob(stmt, column, *bytes) : sqlite3_bind_null(stmt, column);
 }
 
-// Binds every column of `job`; the bound memory must outlive the statement's use.
+// Binds every column of `job` that the update statement has too; the bound memory must outlive
+// the statement's use.
 int BindJob(sqlite3_stmt* stmt, const Job& job) {
   const std::optional<wire::Progress>& progress = job.progress;
   return FirstError({
@@ -217,6 +303,28 @@ int BindJob(sqlite3_stmt* stmt, const Job& job) {
       progress ? BindText(stmt, kProgressMessage, progress->message)
                : sqlite3_bind_null(stmt, kProgressMessage),
       BindOptionalBlob(stmt, kCheckpoint, job.checkpoint),
+  });
+}
+
+// Binds the columns only an insert writes: they never change. `after` and `labels` are
+// job.after and job.required joined.
+int BindInsertOnly(sqlite3_stmt* stmt, const Job& job, const std::string& after,
+                   const std::string& labels) {
+  const wire::JobLinks& links = job.links.value();
+  return FirstError({
+      sqlite3_bind_int64(stmt, kGroupSeq, ToSql(links.group)),
+      sqlite3_bind_int(stmt, kFollowUp, links.follow_up ? 1 : 0),
+      links.after.empty() ? sqlite3_bind_null(stmt, kAfter) : BindText(stmt, kAfter, after),
+      links.after.empty() ? sqlite3_bind_null(stmt, kAfterPolicy)
+                          : BindText(stmt, kAfterPolicy, wire::Name(links.after_policy)),
+      links.hash_key.empty() ? sqlite3_bind_null(stmt, kHashKey)
+                             : BindText(stmt, kHashKey, links.hash_key),
+      links.required.empty() ? sqlite3_bind_null(stmt, kRequiredLabels)
+                             : BindText(stmt, kRequiredLabels, labels),
+      links.zone.empty() ? sqlite3_bind_null(stmt, kZone) : BindText(stmt, kZone, links.zone),
+      links.locality.empty() ? sqlite3_bind_null(stmt, kLocality)
+                             : BindText(stmt, kLocality, links.locality),
+      sqlite3_bind_int64(stmt, kMaxRttMs, links.max_rtt_ms),
   });
 }
 
@@ -278,6 +386,31 @@ Result<Job> ReadJob(sqlite3_stmt* stmt) {
     job.progress = std::move(progress);
   }
   job.checkpoint = ColumnOptionalBlob(stmt, Index(kCheckpoint));
+  wire::JobLinks links;
+  links.group = static_cast<std::uint64_t>(integer(kGroupSeq));
+  links.follow_up = integer(kFollowUp) != 0;
+  links.hash_key = text(kHashKey);
+  if (!IsNull(stmt, Index(kRequiredLabels))) {
+    auto labels = SplitLabels(text(kRequiredLabels));
+    if (!labels) return Fail("job " + FormatJobId(job.seq) + " has a bad required_labels column");
+    links.required = std::move(*labels);
+  }
+  links.zone = text(kZone);
+  links.locality = text(kLocality);
+  links.max_rtt_ms = static_cast<std::uint32_t>(integer(kMaxRttMs));
+  if (!IsNull(stmt, Index(kAfter))) {
+    const std::string after = text(kAfter);
+    auto seqs = SplitSeqs(after);
+    if (!seqs) return Fail("job " + FormatJobId(job.seq) + " has a bad after list '" + after + "'");
+    links.after = std::move(*seqs);
+    const std::string policy = text(kAfterPolicy);
+    const auto parsed_policy = wire::ParseDependencyPolicy(policy);
+    if (!parsed_policy) {
+      return Fail("job " + FormatJobId(job.seq) + " has unknown after_policy '" + policy + "'");
+    }
+    links.after_policy = *parsed_policy;
+  }
+  if (!(links == wire::JobLinks{})) job.links.edit() = std::move(links);
   return job;
 }
 
@@ -353,7 +486,11 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
   const std::string list_by_type = select + std::string(kListByTypeWhere);
   const std::string list_by_state_and_type = select + std::string(kListByStateAndTypeWhere);
   const std::string scan = select + std::string(kScanWhere);
-  const std::array<std::pair<StmtPtr*, std::string_view>, 16> statements = {{
+  const std::string list_group = select + std::string(kListGroupWhere);
+  const std::array<std::pair<StmtPtr*, std::string_view>, 19> statements = {{
+      {&list_group_, list_group},
+      {&list_expired_, kListExpiredSql},
+      {&delete_, kDeleteSql},
       {&scan_, scan},
       {&delete_all_, kDeleteAllSql},
       {&epoch_, kEpochSql},
@@ -471,10 +608,23 @@ Status SqliteJobStore::Apply(const WriteBatch& batch) {
 }
 
 Status SqliteJobStore::Write(const WriteBatch::Write& write) {
+  if (write.remove) {
+    ScopedReset reset(delete_.get());
+    if (sqlite3_bind_int64(delete_.get(), 1, ToSql(write.job.seq)) != SQLITE_OK ||
+        sqlite3_step(delete_.get()) != SQLITE_DONE) {
+      return SqlError("delete of " + FormatJobId(write.job.seq));
+    }
+    return {};
+  }
   sqlite3_stmt* stmt = write.insert ? insert_.get() : update_.get();
   const std::string_view action = write.insert ? "insert" : "update";
   ScopedReset reset(stmt);
-  if (BindJob(stmt, write.job) != SQLITE_OK || sqlite3_step(stmt) != SQLITE_DONE) {
+  const wire::JobLinks& links = write.job.links.value();
+  const std::string after = write.insert ? JoinSeqs(links.after) : std::string();
+  const std::string labels = write.insert ? JoinLabels(links.required) : std::string();
+  if (BindJob(stmt, write.job) != SQLITE_OK ||
+      (write.insert && BindInsertOnly(stmt, write.job, after, labels) != SQLITE_OK) ||
+      sqlite3_step(stmt) != SQLITE_DONE) {
     return SqlError(std::string(action) + " of " + FormatJobId(write.job.seq));
   }
   if (!write.insert && sqlite3_changes(db_.get()) == 0) {
@@ -503,6 +653,7 @@ Result<std::vector<Job>> SqliteJobStore::LoadUnfinished() {
       BindText(stmt, 1, wire::Name(wire::JobState::kQueued)),
       BindText(stmt, 2, wire::Name(wire::JobState::kScheduled)),
       BindText(stmt, 3, wire::Name(wire::JobState::kRunning)),
+      BindText(stmt, 4, wire::Name(wire::JobState::kWaiting)),
   });
   if (rc != SQLITE_OK) return SqlError("loading unfinished jobs");
   return CollectJobs(stmt, "loading unfinished jobs");
@@ -541,6 +692,38 @@ Result<std::vector<Job>> SqliteJobStore::List(const ListFilter& filter) {
   if (rc == SQLITE_OK && filter.type) rc = BindText(stmt, 3, *filter.type);
   if (rc != SQLITE_OK) return SqlError("listing jobs");
   return CollectJobs(stmt, "listing jobs");
+}
+
+Result<std::vector<Job>> SqliteJobStore::ListGroup(std::uint64_t group) {
+  sqlite3_stmt* stmt = list_group_.get();
+  ScopedReset reset(stmt);
+  const std::string what = "listing group g-" + std::to_string(group);
+  if (sqlite3_bind_int64(stmt, 1, ToSql(group)) != SQLITE_OK) return SqlError(what);
+  return CollectJobs(stmt, what);
+}
+
+Result<std::vector<ExpiredJob>> SqliteJobStore::ListExpired(std::int64_t before_ms,
+                                                            std::uint32_t limit) {
+  sqlite3_stmt* stmt = list_expired_.get();
+  ScopedReset reset(stmt);
+  if (sqlite3_bind_int64(stmt, 1, before_ms) != SQLITE_OK ||
+      sqlite3_bind_int64(stmt, 2, limit) != SQLITE_OK) {
+    return SqlError("listing expired jobs");
+  }
+  std::vector<ExpiredJob> expired;
+  int rc = SQLITE_ROW;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    ExpiredJob job;
+    job.seq = static_cast<Seq>(sqlite3_column_int64(stmt, 0));
+    const std::string state = ColumnText(stmt, 1);
+    const auto parsed = wire::ParseJobState(state);
+    if (!parsed) return Fail("job " + FormatJobId(job.seq) + " has unknown state '" + state + "'");
+    job.state = *parsed;
+    job.key = ColumnText(stmt, 2);
+    expired.push_back(std::move(job));
+  }
+  if (rc != SQLITE_DONE) return SqlError("listing expired jobs");
+  return expired;
 }
 
 Result<std::map<wire::JobState, std::uint64_t>> SqliteJobStore::CountByState() {
@@ -583,7 +766,7 @@ Status SqliteJobStore::ReplaceAll(const std::vector<Job>& jobs, std::uint64_t ep
       if (sqlite3_step(delete_all_.get()) != SQLITE_DONE) return SqlError("deleting every job");
     }
     for (const Job& job : jobs) {
-      if (Status status = Write({true, job}); !status) return status;
+      if (Status status = Write({.insert = true, .job = job}); !status) return status;
     }
     ScopedReset reset(set_epoch_.get());
     if (sqlite3_bind_int64(set_epoch_.get(), 1, static_cast<sqlite3_int64>(epoch)) != SQLITE_OK ||

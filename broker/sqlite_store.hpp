@@ -75,6 +75,8 @@ class SqliteJobStore final : public JobStore {
   Result<std::vector<std::pair<std::string, Seq>>> LoadKeys() override;
   Result<std::optional<Job>> Get(Seq seq) override;
   Result<std::vector<Job>> List(const ListFilter& filter) override;
+  Result<std::vector<Job>> ListGroup(std::uint64_t group) override;
+  Result<std::vector<ExpiredJob>> ListExpired(std::int64_t before_ms, std::uint32_t limit) override;
   Result<std::map<wire::JobState, std::uint64_t>> CountByState() override;
   Result<Seq> MaxSeq() override;
   Result<std::uint64_t> NextEpoch() override;
@@ -122,6 +124,9 @@ class SqliteJobStore final : public JobStore {
   StmtPtr delete_all_;
   StmtPtr epoch_;
   StmtPtr set_epoch_;
+  StmtPtr list_group_;
+  StmtPtr list_expired_;
+  StmtPtr delete_;
 };
 
 }  // namespace claw::broker

@@ -8,9 +8,22 @@
 // `submit` or `wait` it is theirs (the job's timeout, the wait's timeout). Global flags may be
 // written before or after the subcommand.
 //
+// `group submit SOURCE` sends the members a file of JSON lines or a folder describes
+// (client/group_source.hpp) as one GROUP_SUBMIT, with `--then TYPE` a follow-up that gets every
+// member's outcome; `group status ID` shows the counts and members; `group wait ID` polls the
+// counts with one progress bar for the whole group, then prints the follow-up's result. Its exit
+// code is the follow-up's (0, 3 or 4), or without one 3 if a member is dead, else 4 if one is
+// cancelled, else 0.
+//
+// `submit` (and `group submit`, as the members' defaults) place jobs with --hash-key K,
+// --require key=value (repeatable), --zone Z, --locality same-zone|cross-zone|any and
+// --max-rtt DURATION (client/placement_arg.hpp). `drain WORKER` takes a worker out of service
+// (DRAIN) and prints how many running jobs went back to the queue; `drain WORKER --undo` puts it
+// back.
+//
 // Exit codes are `exit_codes.client` in schema/protocol.yaml: 0 done (for wait: succeeded),
 // 1 refused by the broker, 2 bad usage, 3 job dead, 4 job cancelled, 5 wait timed out (the job
-// goes on), 6 no broker answered, 7 no such job.
+// goes on), 6 no broker answered, 7 no such job (or worker, for drain).
 #pragma once
 
 #include <cstddef>

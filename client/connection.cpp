@@ -180,6 +180,8 @@ Result<wire::ClientReply> Connection::Call(wire::ClientRequest request) {
   std::visit([this](auto& r) { r.rid = impl_->next_rid++; }, request);
   if (auto* submit = std::get_if<wire::SubmitRequest>(&request)) {
     if (!submit->key || submit->key->empty()) submit->key = RandomKey();
+  } else if (auto* group = std::get_if<wire::GroupSubmitRequest>(&request)) {
+    if (!group->key || group->key->empty()) group->key = RandomKey();
   }
   auto reply = impl_->Exchange(request, std::nullopt);
   if (!reply) return std::unexpected(reply.error());

@@ -6,8 +6,9 @@
 // once. After three rounds over the whole list the call fails with "no broker answered at ...".
 //
 // Replies are matched to requests by rid, so a late reply to an earlier request is never taken
-// for the answer to the current one. A SUBMIT without an idempotency key gets a random one
-// before it is first sent, so that resending it after a lost reply cannot create a second job.
+// for the answer to the current one. A SUBMIT or GROUP_SUBMIT without an idempotency key gets a
+// random one before it is first sent, so that resending it after a lost reply cannot create a
+// second job or group.
 //
 // Not thread-safe: one thread uses a Connection at a time.
 #pragma once

@@ -2,6 +2,8 @@
 #include "client/exit_codes.hpp"
 
 #include <cassert>
+#include <cstdint>
+#include <string>
 
 namespace claw::client {
 
@@ -26,6 +28,7 @@ wire::ClientExit ExitForFinalState(wire::JobState state) {
       return wire::ClientExit::kJobCancelled;
     case wire::JobState::kQueued:
     case wire::JobState::kScheduled:
+    case wire::JobState::kWaiting:
     case wire::JobState::kRunning:
       break;
   }
@@ -43,6 +46,17 @@ wire::ClientExit ExitForWatch(const WatchResult& result) {
       return ExitForStatus(result.refusal.status);
   }
   return wire::ClientExit::kError;
+}
+
+wire::ClientExit ExitForGroup(const wire::GroupInfo& group) {
+  if (group.follow_up) return ExitForFinalState(group.follow_up->state);
+  const auto count = [&](wire::JobState state) {
+    const auto it = group.counts.find(std::string(wire::Name(state)));
+    return it == group.counts.end() ? std::uint64_t{0} : it->second;
+  };
+  if (count(wire::JobState::kDead) > 0) return wire::ClientExit::kJobDead;
+  if (count(wire::JobState::kCancelled) > 0) return wire::ClientExit::kJobCancelled;
+  return wire::ClientExit::kOk;
 }
 
 int ToInt(wire::ClientExit code) { return static_cast<int>(code); }

@@ -19,6 +19,11 @@ wire::ClientExit ExitForFinalState(wire::JobState state);
 // The exit code of `wait`: the final state's, WAIT_TIMEOUT, or the refusal's status.
 wire::ClientExit ExitForWatch(const WatchResult& result);
 
+// The exit code of `group wait` for a group that has ended (every member settled, and the
+// follow-up final if there is one): the follow-up's final state decides when there is one;
+// otherwise JOB_DEAD if a member is dead, else JOB_CANCELLED if one is cancelled, else OK.
+wire::ClientExit ExitForGroup(const wire::GroupInfo& group);
+
 int ToInt(wire::ClientExit code);
 
 }  // namespace claw::client

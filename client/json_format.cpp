@@ -102,6 +102,18 @@ json JobToJson(const wire::JobInfo& job) {
   out["error"] = job.error.empty() ? json(nullptr) : json(job.error);
   PutBytes(out, "result", job.result);
   if (job.payload) PutBytes(out, "payload", job.payload);
+  if (!job.group.empty()) out["group"] = job.group;
+  if (job.follow_up) out["follow_up"] = true;
+  if (!job.after.empty()) {
+    out["after"] = job.after;
+    if (job.after_policy) out["after_policy"] = wire::Name(*job.after_policy);
+  }
+  if (!job.hash_key.empty()) out["hash_key"] = job.hash_key;
+  if (!job.required.empty()) out["requires"] = job.required;
+  if (!job.zone.empty()) out["zone"] = job.zone;
+  if (!job.locality.empty()) out["locality"] = job.locality;
+  if (job.max_rtt_ms > 0) out["max_rtt_ms"] = job.max_rtt_ms;
+  if (!job.waiting_reason.empty()) out["waiting_reason"] = job.waiting_reason;
   if (job.progress) {
     out["progress"] = {
         {"percent", job.progress->percent ? json(*job.progress->percent) : json(nullptr)},
@@ -113,6 +125,16 @@ json JobToJson(const wire::JobInfo& job) {
 json JobsToJson(std::span<const wire::JobInfo> jobs) {
   json out = json::array();
   for (const auto& job : jobs) out.push_back(JobToJson(job));
+  return out;
+}
+
+json GroupToJson(const wire::GroupInfo& group) {
+  json out = {{"id", group.id},
+              {"total", group.total},
+              {"counts", group.counts},
+              {"settled", group.settled}};
+  if (group.members) out["members"] = JobsToJson(*group.members);
+  out["follow_up"] = group.follow_up ? JobToJson(*group.follow_up) : json(nullptr);
   return out;
 }
 
@@ -128,10 +150,15 @@ json ClusterToJson(const wire::ClusterInfo& cluster) {
                        {"capacity", worker.capacity},
                        {"in_use", worker.in_use},
                        {"labels", worker.labels},
-                       {"last_seen_ms", worker.last_seen_ms}});
+                       {"last_seen_ms", worker.last_seen_ms},
+                       {"breaker", worker.breaker},
+                       {"health", worker.health},
+                       {"rtt_ms", worker.rtt_ms ? json(*worker.rtt_ms) : json(nullptr)},
+                       {"draining", worker.draining}});
   }
   json out = {{"role", cluster.role},
               {"epoch", cluster.epoch},
+              {"strategy", cluster.strategy},
               {"workers_total", cluster.workers_total},
               {"workers_active", cluster.workers_active},
               {"capacity_total", cluster.capacity_total},

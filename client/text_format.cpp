@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <ctime>
+#include <map>
 #include <optional>
 #include <utility>
 
@@ -16,6 +17,10 @@ namespace {
 constexpr std::size_t kErrorColumns = 40;
 constexpr std::size_t kPayloadColumns = 60;
 constexpr std::size_t kBarCells = 20;
+constexpr std::size_t kAfterColumns = 30;
+constexpr std::size_t kResultColumns = 30;
+// The label that names a worker's zone.
+constexpr std::string_view kZoneLabel = "zone";
 
 // Characters on screen, counting a UTF-8 sequence as one.
 std::size_t Columns(std::string_view text) {
@@ -92,6 +97,46 @@ std::string Join(const std::vector<std::string>& items, std::string_view separat
     out += item;
   }
   return out;
+}
+
+// "gpu=true", one per label in key order, leaving out `skip` (when not empty).
+std::vector<std::string> LabelTexts(const wire::Labels& labels, std::string_view skip = {}) {
+  std::vector<std::string> texts;
+  for (const auto& [name, value] : labels) {
+    if (skip.empty() || name != skip) texts.push_back(name + "=" + value);
+  }
+  return texts;
+}
+
+// "g-3" for a member, "g-3 follow-up" for the follow-up.
+std::string GroupText(const wire::JobInfo& job) {
+  return job.follow_up ? job.group + " follow-up" : job.group;
+}
+
+// "j-1, j-2 (all_succeeded)".
+std::string AfterText(const wire::JobInfo& job) {
+  std::string text = Join(job.after, ", ");
+  if (job.after_policy) text += " (" + std::string(wire::Name(*job.after_policy)) + ")";
+  return text;
+}
+
+// "succeeded 3", one per state in the protocol's order (every one, or only those above zero),
+// then any state this client does not know.
+std::vector<std::string> CountTexts(const std::map<std::string, std::uint64_t>& counts,
+                                    bool every_state) {
+  std::vector<std::string> texts;
+  for (const auto& state : wire::kJobStates) {
+    const auto it = counts.find(std::string(state.name));
+    const std::uint64_t count = it == counts.end() ? 0 : it->second;
+    if (every_state || count > 0)
+      texts.push_back(std::string(state.name) + " " + std::to_string(count));
+  }
+  for (const auto& [name, count] : counts) {
+    if (!wire::ParseJobState(name) && (every_state || count > 0)) {
+      texts.push_back(name + " " + std::to_string(count));
+    }
+  }
+  return texts;
 }
 
 }  // namespace
@@ -179,6 +224,16 @@ std::string FormatJob(const wire::JobInfo& job) {
                       wire::FormatDuration(static_cast<std::int64_t>(job.max_backoff_ms)) + ")"},
   };
   if (!job.key.empty()) fields.emplace_back("key", job.key);
+  if (!job.group.empty()) fields.emplace_back("group", GroupText(job));
+  if (!job.after.empty()) fields.emplace_back("after", AfterText(job));
+  if (!job.hash_key.empty()) fields.emplace_back("hash_key", job.hash_key);
+  if (!job.required.empty()) fields.emplace_back("requires", Join(LabelTexts(job.required), ", "));
+  if (!job.zone.empty()) fields.emplace_back("zone", job.zone);
+  if (!job.locality.empty()) fields.emplace_back("locality", job.locality);
+  if (job.max_rtt_ms > 0) {
+    fields.emplace_back("max_rtt", wire::FormatDuration(static_cast<std::int64_t>(job.max_rtt_ms)));
+  }
+  if (!job.waiting_reason.empty()) fields.emplace_back("waiting", job.waiting_reason);
   if (!job.worker.empty()) fields.emplace_back("worker", job.worker);
   if (job.progress) fields.emplace_back("progress", ProgressText(*job.progress));
   if (!job.error.empty()) fields.emplace_back("error", job.error);
@@ -193,15 +248,55 @@ std::string FormatJob(const wire::JobInfo& job) {
 }
 
 std::string FormatJobTable(std::span<const wire::JobInfo> jobs) {
+  const bool groups =
+      std::any_of(jobs.begin(), jobs.end(), [](const auto& job) { return !job.group.empty(); });
+  const bool afters =
+      std::any_of(jobs.begin(), jobs.end(), [](const auto& job) { return !job.after.empty(); });
+  std::vector<std::string> headers = {"ID", "TYPE", "STATE", "PRIORITY", "ATTEMPTS", "UPDATED"};
+  if (groups) headers.push_back("GROUP");
+  if (afters) headers.push_back("AFTER");
+  headers.insert(headers.end(), {"WORKER", "ERROR"});
   std::vector<std::vector<std::string>> rows;
   for (const auto& job : jobs) {
-    rows.push_back({job.id, job.type, std::string(wire::Name(job.state)),
-                    wire::PriorityName(job.priority), Attempts(job),
-                    FormatLocalTime(job.updated_at), OrDash(job.worker),
-                    OrDash(Clip(job.error, kErrorColumns))});
+    std::vector<std::string> row = {job.id,
+                                    job.type,
+                                    std::string(wire::Name(job.state)),
+                                    wire::PriorityName(job.priority),
+                                    Attempts(job),
+                                    FormatLocalTime(job.updated_at)};
+    if (groups) row.push_back(job.group.empty() ? "-" : GroupText(job));
+    if (afters) row.push_back(OrDash(Clip(Join(job.after, ","), kAfterColumns)));
+    row.push_back(OrDash(job.worker));
+    row.push_back(OrDash(Clip(job.error, kErrorColumns)));
+    rows.push_back(std::move(row));
   }
-  return FormatTable({"ID", "TYPE", "STATE", "PRIORITY", "ATTEMPTS", "UPDATED", "WORKER", "ERROR"},
-                     rows);
+  return FormatTable(headers, rows);
+}
+
+std::string FormatGroup(const wire::GroupInfo& group) {
+  std::vector<std::pair<std::string, std::string>> fields = {
+      {"group", group.id},
+      {"settled", std::to_string(group.settled) + "/" + std::to_string(group.total)},
+      {"states", Join(CountTexts(group.counts, true), ", ")},
+  };
+  if (group.follow_up) {
+    const wire::JobInfo& job = *group.follow_up;
+    std::string text = job.id + " " + job.type + " " + std::string(wire::Name(job.state));
+    if (!job.worker.empty()) text += " on " + job.worker;
+    if (!job.error.empty()) text += ": " + Clip(job.error, kErrorColumns);
+    fields.emplace_back("follow-up", text);
+    if (job.result) fields.emplace_back("result", BytesText(*job.result, kPayloadColumns));
+  }
+  std::string out = FormatFields(fields);
+  if (!group.members) return out;
+  std::vector<std::vector<std::string>> rows;
+  for (const auto& job : *group.members) {
+    rows.push_back(
+        {job.id, std::string(wire::Name(job.state)), Attempts(job), OrDash(job.worker),
+         OrDash(Clip(job.error, kErrorColumns)),
+         job.result ? Clip(BytesText(*job.result, std::string::npos), kResultColumns) : "-"});
+  }
+  return out + '\n' + FormatTable({"ID", "STATE", "ATTEMPTS", "WORKER", "ERROR", "RESULT"}, rows);
 }
 
 std::string FormatCluster(const wire::ClusterInfo& cluster) {
@@ -214,11 +309,15 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
   for (const auto& [name, count] : cluster.jobs) {
     if (!wire::ParseJobState(name)) counts.push_back(name + " " + std::to_string(count));
   }
+  const auto running_it = cluster.jobs.find(std::string(wire::Name(wire::JobState::kRunning)));
+  const std::uint64_t running = running_it == cluster.jobs.end() ? 0 : running_it->second;
   std::vector<std::pair<std::string, std::string>> fields = {
       {"role", cluster.role},
       {"epoch", std::to_string(cluster.epoch)},
-      {"workers", std::to_string(cluster.workers_total) + " total, " +
-                      std::to_string(cluster.workers_active) + " active"},
+      {"strategy", OrDash(cluster.strategy)},
+      {"workers", std::to_string(cluster.workers_active) + " of " +
+                      std::to_string(cluster.workers_total) + " active"},
+      {"tasks", std::to_string(running) + " active"},
       {"capacity", std::to_string(cluster.capacity_in_use) + " of " +
                        std::to_string(cluster.capacity_total) + " in use"},
       {"jobs", Join(counts, ", ")},
@@ -246,15 +345,28 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
   out += '\n' + FormatTable({"TYPE", "PRIORITY", "DEPTH"}, queue_rows);
   std::vector<std::vector<std::string>> worker_rows;
   for (const auto& worker : cluster.workers) {
-    std::vector<std::string> labels;
-    for (const auto& [name, value] : worker.labels) labels.push_back(name + "=" + value);
-    worker_rows.push_back({worker.id, Join(worker.types, ","), std::to_string(worker.capacity),
-                           std::to_string(worker.in_use), OrDash(Join(labels, ",")),
+    const auto zone = worker.labels.find(std::string(kZoneLabel));
+    worker_rows.push_back({worker.id, Join(worker.types, ","),
+                           std::to_string(worker.in_use) + "/" + std::to_string(worker.capacity),
+                           zone == worker.labels.end() ? "-" : zone->second,
+                           OrDash(Join(LabelTexts(worker.labels, kZoneLabel), ",")), worker.health,
+                           worker.breaker,
+                           worker.rtt_ms ? std::to_string(*worker.rtt_ms) + "ms" : "-",
+                           worker.draining ? "yes" : "no",
                            FormatElapsed(std::chrono::milliseconds(worker.last_seen_ms)) + " ago"});
   }
-  out += '\n' +
-         FormatTable({"WORKER", "TYPES", "CAPACITY", "IN_USE", "LABELS", "LAST_SEEN"}, worker_rows);
+  out += '\n' + FormatTable({"WORKER", "TYPES", "LOAD", "ZONE", "LABELS", "HEALTH", "BREAKER",
+                             "RTT", "DRAINING", "LAST_SEEN"},
+                            worker_rows);
   return out;
+}
+
+std::string FormatDrain(const std::string& worker, bool drained, std::uint64_t moved) {
+  if (!drained) return worker + " back in service\n";
+  if (moved == 0) return "drained " + worker + ": no running job moved\n";
+  return "drained " + worker + ": " + std::to_string(moved) +
+         (moved == 1 ? " running job moved to another worker\n"
+                     : " running jobs moved to other workers\n");
 }
 
 std::string RenderProgressLine(const wire::JobInfo& job, std::size_t width,
@@ -284,6 +396,35 @@ std::string RenderProgressLine(const wire::JobInfo& job, std::size_t width,
     if (width > fixed + 3) line = prefix + Clip(message, width - fixed) + "  " + suffix;
   }
   return PadRight(Clip(line, width), width);
+}
+
+std::string RenderGroupProgressLine(const wire::GroupInfo& group, std::size_t width,
+                                    std::chrono::milliseconds elapsed) {
+  const std::size_t filled = group.total > 0 ? group.settled * kBarCells / group.total : 0;
+  const std::string prefix = "[" + std::string(filled, '#') + std::string(kBarCells - filled, '-') +
+                             "] " + std::to_string(group.settled) + "/" +
+                             std::to_string(group.total) + " ";
+  const std::string suffix = group.id + " " + FormatElapsed(elapsed);
+  std::string middle = Join(CountTexts(group.counts, false), ", ");
+  if (group.follow_up) {
+    middle +=
+        ", then " + group.follow_up->id + " " + std::string(wire::Name(group.follow_up->state));
+  }
+  std::string line = prefix + suffix;
+  const std::size_t fixed = Columns(prefix) + Columns(suffix) + 2;
+  if (width > fixed + 3) line = prefix + Clip(middle, width - fixed) + "  " + suffix;
+  return PadRight(Clip(line, width), width);
+}
+
+std::string FormatGroupUpdateLine(const wire::GroupInfo& group, std::chrono::milliseconds elapsed) {
+  std::string line = group.id + " " + std::to_string(group.settled) + "/" +
+                     std::to_string(group.total) + " settled (" +
+                     Join(CountTexts(group.counts, false), ", ") + ")";
+  if (group.follow_up) {
+    line += ", follow-up " + group.follow_up->id + " " +
+            std::string(wire::Name(group.follow_up->state));
+  }
+  return line + " (" + FormatElapsed(elapsed) + ")";
 }
 
 std::string FormatUpdateLine(const wire::JobInfo& job, std::chrono::milliseconds elapsed) {

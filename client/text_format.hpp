@@ -34,15 +34,30 @@ std::string Clip(std::string_view text, std::size_t columns);
 std::string FormatTable(const std::vector<std::string>& headers,
                         const std::vector<std::vector<std::string>>& rows);
 
-// The `status` listing: one "key: value" line per field the job has.
+// The `status` listing: one "key: value" line per field the job has, its placement (hash_key,
+// requires, zone, locality, max_rtt) when set, and "waiting: <reason>" when the broker says why
+// no worker can take it.
 std::string FormatJob(const wire::JobInfo& job);
 
-// The `list` table: ID, TYPE, STATE, PRIORITY, ATTEMPTS, UPDATED, WORKER, ERROR (clipped).
+// The `list` table: ID, TYPE, STATE, PRIORITY, ATTEMPTS, UPDATED, WORKER, ERROR (clipped),
+// with GROUP ("g-3", or "g-3 follow-up") and AFTER (the ids it waits for) before WORKER when a
+// listed job has them.
 std::string FormatJobTable(std::span<const wire::JobInfo> jobs);
 
-// The `cluster` report: role, workers, capacity, jobs by state, then the queue and worker
-// tables.
+// The `group status` report: id, settled/total, the count of every state and the follow-up
+// (with its short result), then a table of the members (ID, STATE, ATTEMPTS, WORKER, ERROR,
+// RESULT, clipped) when the group has them.
+std::string FormatGroup(const wire::GroupInfo& group);
+
+// The `cluster` report: role, epoch, strategy, workers (active of total), tasks (running),
+// capacity, jobs by state, then the queue table and the worker table: id, types, load
+// (in_use/capacity), zone (its zone label), its other labels, health, breaker, RTT, whether it
+// is drained, and when it was last heard from.
 std::string FormatCluster(const wire::ClusterInfo& cluster);
+
+// What `drain` prints: "drained w1: 2 running jobs moved to other workers" (or "no running job
+// moved"), or for `drain --undo` "w1 back in service". Ends in a newline.
+std::string FormatDrain(const std::string& worker, bool drained, std::uint64_t moved);
 
 // The live progress line `wait` redraws on a terminal, exactly `width` columns wide (padded
 // with spaces so it overwrites a longer earlier line), e.g.
@@ -53,5 +68,14 @@ std::string RenderProgressLine(const wire::JobInfo& job, std::size_t width,
 // The line `wait` prints per update when stderr is not a terminal, e.g.
 // "j-12 running 50% downloading (3.2s)".
 std::string FormatUpdateLine(const wire::JobInfo& job, std::chrono::milliseconds elapsed);
+
+// The line `group wait` redraws on a terminal, exactly `width` columns wide, e.g.
+// "[##########----------] 50/100 succeeded 48, dead 2, then j-101 waiting  g-3 3.2s".
+std::string RenderGroupProgressLine(const wire::GroupInfo& group, std::size_t width,
+                                    std::chrono::milliseconds elapsed);
+
+// The line `group wait` prints per change when stderr is not a terminal, e.g.
+// "g-3 50/100 settled (running 2, succeeded 48), follow-up j-101 waiting (3.2s)".
+std::string FormatGroupUpdateLine(const wire::GroupInfo& group, std::chrono::milliseconds elapsed);
 
 }  // namespace claw::client

@@ -32,6 +32,7 @@ void Put(Packer& pk, Bin v) {
   pk.pack_bin_body(v.bytes.data(), static_cast<std::uint32_t>(v.bytes.size()));
 }
 void Put(Packer& pk, JobState v) { Put(pk, Name(v)); }
+void Put(Packer& pk, DependencyPolicy v) { Put(pk, Name(v)); }
 void Put(Packer& pk, const std::vector<std::string>& v) {
   pk.pack_array(static_cast<std::uint32_t>(v.size()));
   for (const auto& s : v) Put(pk, s);
@@ -53,6 +54,9 @@ void Put(Packer& pk, const ClusterInfo& v);
 void Put(Packer& pk, const PairInfo& v);
 void Put(Packer& pk, const JobRecord& v);
 void Put(Packer& pk, const RecordWrite& v);
+void Put(Packer& pk, const JobSpec& v);
+void Put(Packer& pk, const Input& v);
+void Put(Packer& pk, const GroupInfo& v);
 template <typename T>
 void Put(Packer& pk, const std::vector<T>& v);
 
@@ -85,6 +89,9 @@ void Put(Packer& pk, const ClusterInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const PairInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const JobRecord& v) { PutObject(pk, v); }
 void Put(Packer& pk, const RecordWrite& v) { PutObject(pk, v); }
+void Put(Packer& pk, const JobSpec& v) { PutObject(pk, v); }
+void Put(Packer& pk, const Input& v) { PutObject(pk, v); }
+void Put(Packer& pk, const GroupInfo& v) { PutObject(pk, v); }
 template <typename T>
 void Put(Packer& pk, const std::vector<T>& v) {
   pk.pack_array(static_cast<std::uint32_t>(v.size()));
@@ -118,6 +125,34 @@ void Fields(F& f, const JobInfo& v) {
   if (v.result) f(field::kResult, Bin{*v.result});
   if (v.payload) f(field::kPayload, Bin{*v.payload});
   if (v.progress) f(field::kProgress, *v.progress);
+  if (!v.group.empty()) f(field::kGroup, v.group);
+  if (v.follow_up) f(field::kFollowUp, v.follow_up);
+  if (!v.after.empty()) f(field::kAfter, v.after);
+  if (v.after_policy) f(field::kAfterPolicy, *v.after_policy);
+  if (!v.hash_key.empty()) f(field::kHashKey, v.hash_key);
+  if (!v.required.empty()) f(field::kRequires, v.required);
+  if (!v.zone.empty()) f(field::kZone, v.zone);
+  if (!v.locality.empty()) f(field::kLocality, v.locality);
+  if (v.max_rtt_ms != 0) f(field::kMaxRttMs, v.max_rtt_ms);
+  if (!v.waiting_reason.empty()) f(field::kWaitingReason, v.waiting_reason);
+}
+
+template <typename F>
+void Fields(F& f, const Input& v) {
+  f(field::kId, v.id);
+  f(field::kState, v.state);
+  if (v.result) f(field::kResult, Bin{*v.result});
+  if (!v.error.empty()) f(field::kError, v.error);
+}
+
+template <typename F>
+void Fields(F& f, const GroupInfo& v) {
+  f(field::kId, v.id);
+  f(field::kTotal, v.total);
+  f(field::kCounts, v.counts);
+  f(field::kSettled, v.settled);
+  if (v.members) f(field::kMembers, *v.members);
+  if (v.follow_up) f(field::kFollowUp, *v.follow_up);
 }
 
 template <typename F>
@@ -128,6 +163,10 @@ void Fields(F& f, const WorkerInfo& v) {
   f(field::kInUse, v.in_use);
   f(field::kLabels, v.labels);
   f(field::kLastSeenMs, v.last_seen_ms);
+  f(field::kBreaker, v.breaker);
+  f(field::kHealth, v.health);
+  if (v.rtt_ms) f(field::kRttMs, *v.rtt_ms);
+  f(field::kDraining, v.draining);
 }
 
 template <typename F>
@@ -140,6 +179,7 @@ void Fields(F& f, const QueueInfo& v) {
 template <typename F>
 void Fields(F& f, const ClusterInfo& v) {
   f(field::kRole, v.role);
+  f(field::kStrategy, v.strategy);
   f(field::kEpoch, v.epoch);
   f(field::kWorkersTotal, v.workers_total);
   f(field::kWorkersActive, v.workers_active);
@@ -186,11 +226,24 @@ void Fields(F& f, const JobRecord& v) {
   if (v.result) f(field::kResult, Bin{*v.result});
   if (v.progress) f(field::kProgress, *v.progress);
   if (v.checkpoint) f(field::kCheckpoint, Bin{*v.checkpoint});
+  const JobLinks& links = v.links.value();
+  if (links.group != 0) f(field::kGroup, links.group);
+  if (links.follow_up) f(field::kFollowUp, links.follow_up);
+  if (!links.after.empty()) {
+    f(field::kAfter, links.after);
+    f(field::kAfterPolicy, links.after_policy);
+  }
+  if (!links.hash_key.empty()) f(field::kHashKey, links.hash_key);
+  if (!links.required.empty()) f(field::kRequires, links.required);
+  if (!links.zone.empty()) f(field::kZone, links.zone);
+  if (!links.locality.empty()) f(field::kLocality, links.locality);
+  if (links.max_rtt_ms != 0) f(field::kMaxRttMs, links.max_rtt_ms);
 }
 
 template <typename F>
 void Fields(F& f, const RecordWrite& v) {
   f(field::kInsert, v.insert);
+  f(field::kRemove, v.remove);
   f(field::kJob, v.job);
 }
 
@@ -224,9 +277,9 @@ void Fields(F& f, const PeerBatch& v) {
   f(field::kWrites, v.writes);
 }
 
-template <typename F>
-void Fields(F& f, const SubmitRequest& v) {
-  f(field::kRid, v.rid);
+// The fields that describe a job, shared by SUBMIT and GROUP_SUBMIT's job specs.
+template <typename F, typename T>
+void SpecFields(F& f, const T& v) {
   f(field::kType, v.type);
   f(field::kPayload, Bin{v.payload});
   if (v.priority) f(field::kPriority, *v.priority);
@@ -234,9 +287,50 @@ void Fields(F& f, const SubmitRequest& v) {
   if (v.max_attempts) f(field::kMaxAttempts, *v.max_attempts);
   if (v.backoff_ms) f(field::kBackoffMs, *v.backoff_ms);
   if (v.max_backoff_ms) f(field::kMaxBackoffMs, *v.max_backoff_ms);
-  if (v.key) f(field::kKey, *v.key);
   if (v.run_at) f(field::kRunAt, *v.run_at);
   if (v.delay_ms) f(field::kDelayMs, *v.delay_ms);
+  if (!v.after.empty()) f(field::kAfter, v.after);
+  if (v.after_policy) f(field::kAfterPolicy, *v.after_policy);
+  if (v.hash_key) f(field::kHashKey, *v.hash_key);
+  if (!v.required.empty()) f(field::kRequires, v.required);
+  if (v.zone) f(field::kZone, *v.zone);
+  if (v.locality) f(field::kLocality, *v.locality);
+  if (v.max_rtt_ms) f(field::kMaxRttMs, *v.max_rtt_ms);
+}
+
+template <typename F>
+void Fields(F& f, const JobSpec& v) {
+  SpecFields(f, v);
+}
+
+template <typename F>
+void Fields(F& f, const SubmitRequest& v) {
+  f(field::kRid, v.rid);
+  SpecFields(f, v);
+  if (v.key) f(field::kKey, *v.key);
+}
+
+template <typename F>
+void Fields(F& f, const GroupSubmitRequest& v) {
+  f(field::kRid, v.rid);
+  f(field::kJobs, v.jobs);
+  if (v.follow_up) f(field::kFollowUp, *v.follow_up);
+  if (v.follow_up_policy) f(field::kFollowUpPolicy, *v.follow_up_policy);
+  if (v.key) f(field::kKey, *v.key);
+}
+
+template <typename F>
+void Fields(F& f, const DrainRequest& v) {
+  f(field::kRid, v.rid);
+  f(field::kWorker, v.worker);
+  if (!v.drain) f(field::kDrain, v.drain);
+}
+
+template <typename F>
+void Fields(F& f, const GroupStatusRequest& v) {
+  f(field::kRid, v.rid);
+  f(field::kId, v.id);
+  if (!v.members) f(field::kMembers, v.members);
 }
 
 template <typename F, typename T>
@@ -273,6 +367,10 @@ void Fields(F& f, const ClientReply& v) {
   if (v.cluster) f(field::kCluster, *v.cluster);
   if (v.role) f(field::kRole, *v.role);
   if (v.epoch) f(field::kEpoch, *v.epoch);
+  if (v.ids) f(field::kIds, *v.ids);
+  if (v.follow_up_id) f(field::kFollowUpId, *v.follow_up_id);
+  if (v.group) f(field::kGroup, *v.group);
+  if (v.moved) f(field::kMoved, *v.moved);
 }
 
 template <typename F>
@@ -288,6 +386,7 @@ void Fields(F& f, const Welcome& v) {
   f(field::kHeartbeatMs, v.heartbeat_ms);
   f(field::kLiveness, v.liveness);
   f(field::kEpoch, v.epoch);
+  if (v.checkpoint_interval_ms) f(field::kCheckpointIntervalMs, *v.checkpoint_interval_ms);
 }
 
 template <typename F>
@@ -300,6 +399,7 @@ void Fields(F& f, const JobDispatch& v) {
   f(field::kTimeoutMs, v.timeout_ms);
   f(field::kPriority, v.priority);
   if (v.checkpoint) f(field::kCheckpoint, Bin{*v.checkpoint});
+  if (!v.inputs.empty()) f(field::kInputs, v.inputs);
 }
 
 template <typename F>
@@ -334,7 +434,9 @@ void Fields(F& f, const CancelJob& v) {
 }
 
 template <typename F>
-void Fields(F&, const Heartbeat&) {}
+void Fields(F& f, const Heartbeat& v) {
+  if (v.check) f(field::kCheck, *v.check);
+}
 
 template <typename F>
 void Fields(F& f, const Disconnect& v) {
@@ -410,6 +512,14 @@ bool Read(const msgpack::object& o, JobState& out) {
   auto state = ParseJobState(name);
   if (!state) return false;
   out = *state;
+  return true;
+}
+bool Read(const msgpack::object& o, DependencyPolicy& out) {
+  std::string name;
+  if (!Read(o, name)) return false;
+  auto policy = ParseDependencyPolicy(name);
+  if (!policy) return false;
+  out = *policy;
   return true;
 }
 bool Read(const msgpack::object& o, std::vector<std::string>& out) {
@@ -503,6 +613,9 @@ class Reader {
 
 bool Read(const msgpack::object& o, JobRecord& out);
 bool Read(const msgpack::object& o, RecordWrite& out);
+bool Read(const msgpack::object& o, JobSpec& out);
+bool Read(const msgpack::object& o, Input& out);
+bool Read(const msgpack::object& o, GroupInfo& out);
 
 bool Read(const msgpack::object& o, Progress& out) {
   Reader r(o, "progress");
@@ -531,6 +644,25 @@ bool Read(const msgpack::object& o, JobInfo& out) {
   r.OptBin(field::kResult, out.result);
   r.OptBin(field::kPayload, out.payload);
   r.Opt(field::kProgress, out.progress);
+  r.OptPlain(field::kGroup, out.group);
+  r.OptPlain(field::kFollowUp, out.follow_up);
+  r.OptPlain(field::kAfter, out.after);
+  r.Opt(field::kAfterPolicy, out.after_policy);
+  r.OptPlain(field::kHashKey, out.hash_key);
+  r.OptPlain(field::kRequires, out.required);
+  r.OptPlain(field::kZone, out.zone);
+  r.OptPlain(field::kLocality, out.locality);
+  r.OptPlain(field::kMaxRttMs, out.max_rtt_ms);
+  r.OptPlain(field::kWaitingReason, out.waiting_reason);
+  return r.ok();
+}
+
+bool Read(const msgpack::object& o, Input& out) {
+  Reader r(o, "input");
+  r.Req(field::kId, out.id);
+  r.Req(field::kState, out.state);
+  r.OptBin(field::kResult, out.result);
+  r.OptPlain(field::kError, out.error);
   return r.ok();
 }
 
@@ -542,6 +674,10 @@ bool Read(const msgpack::object& o, WorkerInfo& out) {
   r.Req(field::kInUse, out.in_use);
   r.Req(field::kLabels, out.labels);
   r.Req(field::kLastSeenMs, out.last_seen_ms);
+  r.Req(field::kBreaker, out.breaker);
+  r.Req(field::kHealth, out.health);
+  r.Opt(field::kRttMs, out.rtt_ms);
+  r.Req(field::kDraining, out.draining);
   return r.ok();
 }
 
@@ -599,12 +735,24 @@ bool Read(const msgpack::object& o, JobRecord& out) {
   r.OptBin(field::kResult, out.result);
   r.Opt(field::kProgress, out.progress);
   r.OptBin(field::kCheckpoint, out.checkpoint);
+  JobLinks links;
+  r.OptPlain(field::kGroup, links.group);
+  r.OptPlain(field::kFollowUp, links.follow_up);
+  r.OptPlain(field::kAfter, links.after);
+  r.OptPlain(field::kAfterPolicy, links.after_policy);
+  r.OptPlain(field::kHashKey, links.hash_key);
+  r.OptPlain(field::kRequires, links.required);
+  r.OptPlain(field::kZone, links.zone);
+  r.OptPlain(field::kLocality, links.locality);
+  r.OptPlain(field::kMaxRttMs, links.max_rtt_ms);
+  if (!(links == JobLinks{})) out.links.edit() = std::move(links);
   return r.ok();
 }
 
 bool Read(const msgpack::object& o, RecordWrite& out) {
   Reader r(o, "write");
   r.Req(field::kInsert, out.insert);
+  r.OptPlain(field::kRemove, out.remove);
   r.Req(field::kJob, out.job);
   return r.ok();
 }
@@ -612,6 +760,7 @@ bool Read(const msgpack::object& o, RecordWrite& out) {
 bool Read(const msgpack::object& o, ClusterInfo& out) {
   Reader r(o, "cluster");
   r.Req(field::kRole, out.role);
+  r.Req(field::kStrategy, out.strategy);
   r.Req(field::kEpoch, out.epoch);
   r.Req(field::kWorkersTotal, out.workers_total);
   r.Req(field::kWorkersActive, out.workers_active);
@@ -622,6 +771,44 @@ bool Read(const msgpack::object& o, ClusterInfo& out) {
   r.Req(field::kWorkers, out.workers);
   r.Req(field::kMalformed, out.malformed);
   r.Opt(field::kPair, out.pair);
+  return r.ok();
+}
+
+bool Read(const msgpack::object& o, GroupInfo& out) {
+  Reader r(o, "group");
+  r.Req(field::kId, out.id);
+  r.Req(field::kTotal, out.total);
+  r.Req(field::kCounts, out.counts);
+  r.Req(field::kSettled, out.settled);
+  r.Opt(field::kMembers, out.members);
+  r.Opt(field::kFollowUp, out.follow_up);
+  return r.ok();
+}
+
+// The fields SpecFields writes.
+template <typename T>
+void ReadSpec(Reader& r, T& out) {
+  r.Req(field::kType, out.type);
+  r.OptBin(field::kPayload, out.payload);
+  r.Opt(field::kPriority, out.priority);
+  r.Opt(field::kTimeoutMs, out.timeout_ms);
+  r.Opt(field::kMaxAttempts, out.max_attempts);
+  r.Opt(field::kBackoffMs, out.backoff_ms);
+  r.Opt(field::kMaxBackoffMs, out.max_backoff_ms);
+  r.Opt(field::kRunAt, out.run_at);
+  r.Opt(field::kDelayMs, out.delay_ms);
+  r.OptPlain(field::kAfter, out.after);
+  r.Opt(field::kAfterPolicy, out.after_policy);
+  r.Opt(field::kHashKey, out.hash_key);
+  r.OptPlain(field::kRequires, out.required);
+  r.Opt(field::kZone, out.zone);
+  r.Opt(field::kLocality, out.locality);
+  r.Opt(field::kMaxRttMs, out.max_rtt_ms);
+}
+
+bool Read(const msgpack::object& o, JobSpec& out) {
+  Reader r(o, "job spec");
+  ReadSpec(r, out);
   return r.ok();
 }
 
@@ -659,16 +846,8 @@ std::expected<ClientRequest, std::string> ReadClientRequest(ClientCommand comman
     case ClientCommand::kSubmit: {
       SubmitRequest m;
       r.Req(field::kRid, m.rid);
-      r.Req(field::kType, m.type);
-      r.OptBin(field::kPayload, m.payload);
-      r.Opt(field::kPriority, m.priority);
-      r.Opt(field::kTimeoutMs, m.timeout_ms);
-      r.Opt(field::kMaxAttempts, m.max_attempts);
-      r.Opt(field::kBackoffMs, m.backoff_ms);
-      r.Opt(field::kMaxBackoffMs, m.max_backoff_ms);
+      ReadSpec(r, m);
       r.Opt(field::kKey, m.key);
-      r.Opt(field::kRunAt, m.run_at);
-      r.Opt(field::kDelayMs, m.delay_ms);
       return finish(r, std::move(m));
     }
     case ClientCommand::kStatus: {
@@ -720,6 +899,29 @@ std::expected<ClientRequest, std::string> ReadClientRequest(ClientCommand comman
       r.Req(field::kRid, m.rid);
       return finish(r, m);
     }
+    case ClientCommand::kGroupSubmit: {
+      GroupSubmitRequest m;
+      r.Req(field::kRid, m.rid);
+      r.Req(field::kJobs, m.jobs);
+      r.Opt(field::kFollowUp, m.follow_up);
+      r.Opt(field::kFollowUpPolicy, m.follow_up_policy);
+      r.Opt(field::kKey, m.key);
+      return finish(r, std::move(m));
+    }
+    case ClientCommand::kDrain: {
+      DrainRequest m;
+      r.Req(field::kRid, m.rid);
+      r.Req(field::kWorker, m.worker);
+      r.OptPlain(field::kDrain, m.drain);
+      return finish(r, std::move(m));
+    }
+    case ClientCommand::kGroupStatus: {
+      GroupStatusRequest m;
+      r.Req(field::kRid, m.rid);
+      r.Req(field::kId, m.id);
+      r.OptPlain(field::kMembers, m.members);
+      return finish(r, std::move(m));
+    }
   }
   return std::unexpected("unknown command");
 }
@@ -745,6 +947,7 @@ std::expected<WorkerMessage, std::string> ReadWorkerMessage(WorkerCommand comman
       r.Req(field::kHeartbeatMs, m.heartbeat_ms);
       r.Req(field::kLiveness, m.liveness);
       r.Req(field::kEpoch, m.epoch);
+      r.Opt(field::kCheckpointIntervalMs, m.checkpoint_interval_ms);
       return finish(r, m);
     }
     case WorkerCommand::kJob: {
@@ -757,6 +960,7 @@ std::expected<WorkerMessage, std::string> ReadWorkerMessage(WorkerCommand comman
       r.Req(field::kTimeoutMs, m.timeout_ms);
       r.Req(field::kPriority, m.priority);
       r.OptBin(field::kCheckpoint, m.checkpoint);
+      r.OptPlain(field::kInputs, m.inputs);
       return finish(r, std::move(m));
     }
     case WorkerCommand::kProgress: {
@@ -790,8 +994,11 @@ std::expected<WorkerMessage, std::string> ReadWorkerMessage(WorkerCommand comman
       r.OptPlain(field::kReason, m.reason);
       return finish(r, std::move(m));
     }
-    case WorkerCommand::kHeartbeat:
-      return finish(r, Heartbeat{});
+    case WorkerCommand::kHeartbeat: {
+      Heartbeat m;
+      r.Opt(field::kCheck, m.check);
+      return finish(r, m);
+    }
     case WorkerCommand::kDisconnect: {
       Disconnect m;
       r.OptPlain(field::kReason, m.reason);
@@ -886,9 +1093,10 @@ std::string_view HeaderFamily(std::string_view header) {
 
 ClientCommand CommandOf(const ClientRequest& request) {
   static constexpr std::array<ClientCommand, std::variant_size_v<ClientRequest>> kByIndex = {
-      ClientCommand::kSubmit, ClientCommand::kStatus, ClientCommand::kList,
-      ClientCommand::kCancel, ClientCommand::kRetry,  ClientCommand::kCluster,
-      ClientCommand::kWatch,  ClientCommand::kPing};
+      ClientCommand::kSubmit,      ClientCommand::kStatus, ClientCommand::kList,
+      ClientCommand::kCancel,      ClientCommand::kRetry,  ClientCommand::kCluster,
+      ClientCommand::kWatch,       ClientCommand::kPing,   ClientCommand::kGroupSubmit,
+      ClientCommand::kGroupStatus, ClientCommand::kDrain};
   return kByIndex[request.index()];
 }
 
@@ -1048,6 +1256,10 @@ Result<ClientReply> DecodeClientReply(std::span<const std::string_view> frames,
   r.Opt(field::kCluster, reply.cluster);
   r.Opt(field::kRole, reply.role);
   r.Opt(field::kEpoch, reply.epoch);
+  r.Opt(field::kIds, reply.ids);
+  r.Opt(field::kFollowUpId, reply.follow_up_id);
+  r.Opt(field::kGroup, reply.group);
+  r.Opt(field::kMoved, reply.moved);
   if (!r.ok()) return Fail(r.error());
   return reply;
 }
@@ -1089,6 +1301,34 @@ std::optional<JobState> ParseJobState(std::string_view name) {
 
 bool IsFinal(JobState state) {
   return state == JobState::kSucceeded || state == JobState::kDead || state == JobState::kCancelled;
+}
+
+std::string_view Name(DependencyPolicy policy) { return FindName(kDependencyPolicies, policy); }
+
+std::optional<DependencyPolicy> ParseDependencyPolicy(std::string_view name) {
+  for (const auto& entry : kDependencyPolicies) {
+    if (entry.name == name) return entry.code;
+  }
+  return std::nullopt;
+}
+
+JobSpec SpecOf(SubmitRequest&& r) {
+  return JobSpec{.type = std::move(r.type),
+                 .payload = std::move(r.payload),
+                 .priority = r.priority,
+                 .timeout_ms = r.timeout_ms,
+                 .max_attempts = r.max_attempts,
+                 .backoff_ms = r.backoff_ms,
+                 .max_backoff_ms = r.max_backoff_ms,
+                 .run_at = r.run_at,
+                 .delay_ms = r.delay_ms,
+                 .after = std::move(r.after),
+                 .after_policy = r.after_policy,
+                 .hash_key = std::move(r.hash_key),
+                 .required = std::move(r.required),
+                 .zone = std::move(r.zone),
+                 .locality = std::move(r.locality),
+                 .max_rtt_ms = r.max_rtt_ms};
 }
 
 std::string_view Name(StatusCode status) { return FindName(kStatusCodes, status); }

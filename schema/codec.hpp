@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -50,6 +51,16 @@ struct JobInfo {
   std::optional<std::string> result;
   std::optional<std::string> payload;
   std::optional<Progress> progress;
+  std::string group;  // "g-N"; empty: none
+  bool follow_up = false;
+  std::vector<std::string> after;
+  std::optional<DependencyPolicy> after_policy;  // set when `after` is not empty
+  std::string hash_key;                          // empty: none
+  Labels required;
+  std::string zone;
+  std::string locality;  // empty: the broker's default
+  std::uint32_t max_rtt_ms = 0;
+  std::string waiting_reason;
   bool operator==(const JobInfo&) const = default;
 };
 
@@ -60,6 +71,10 @@ struct WorkerInfo {
   std::uint32_t in_use = 0;
   Labels labels;
   std::uint64_t last_seen_ms = 0;
+  std::string breaker = "closed";
+  std::string health = "healthy";
+  std::optional<std::uint64_t> rtt_ms;
+  bool draining = false;
   bool operator==(const WorkerInfo&) const = default;
 };
 
@@ -83,8 +98,28 @@ struct PairInfo {
   bool operator==(const PairInfo&) const = default;
 };
 
+// One dependency's outcome, handed to the job that waited for it.
+struct Input {
+  std::string id;
+  std::string state;  // a final state's name, or "purged"
+  std::optional<std::string> result;
+  std::string error;
+  bool operator==(const Input&) const = default;
+};
+
+struct GroupInfo {
+  std::string id;
+  std::uint64_t total = 0;
+  std::map<std::string, std::uint64_t> counts;  // state name -> members in it
+  std::uint64_t settled = 0;
+  std::optional<std::vector<JobInfo>> members;
+  std::optional<JobInfo> follow_up;
+  bool operator==(const GroupInfo&) const = default;
+};
+
 struct ClusterInfo {
   std::string role;
+  std::string strategy;
   std::uint64_t epoch = 0;
   std::uint32_t workers_total = 0;
   std::uint32_t workers_active = 0;
@@ -96,6 +131,51 @@ struct ClusterInfo {
   std::uint64_t malformed = 0;
   std::optional<PairInfo> pair;
   bool operator==(const ClusterInfo&) const = default;
+};
+
+// A value held by pointer, for fields most objects leave unset: an empty box costs one pointer
+// and reads as a default T. Copies are deep; equality compares the values.
+template <typename T>
+class Boxed {
+ public:
+  Boxed() = default;
+  Boxed(const Boxed& other) : value_(other.value_ ? std::make_unique<T>(*other.value_) : nullptr) {}
+  Boxed(Boxed&&) noexcept = default;
+  Boxed& operator=(const Boxed& other) {
+    if (this != &other) value_ = other.value_ ? std::make_unique<T>(*other.value_) : nullptr;
+    return *this;
+  }
+  Boxed& operator=(Boxed&&) noexcept = default;
+
+  const T& value() const {
+    static const T kDefault{};
+    return value_ ? *value_ : kDefault;
+  }
+  // The value to change, created (default) on first use.
+  T& edit() {
+    if (!value_) value_ = std::make_unique<T>();
+    return *value_;
+  }
+  bool operator==(const Boxed& other) const { return value() == other.value(); }
+
+ private:
+  std::unique_ptr<T> value_;
+};
+
+// What a job record holds beyond the basics: its group, its dependencies and its routing.
+struct JobLinks {
+  std::uint64_t group = 0;  // 0: none
+  bool follow_up = false;
+  std::vector<std::uint64_t> after;  // seqs of the jobs it waits for
+  DependencyPolicy after_policy = DependencyPolicy::kAllSucceeded;
+  std::string hash_key;  // empty: none
+  // Placement (see broker/placement.hpp): labels the worker needs, preferred zone, locality
+  // (empty: the broker's default) and a bound on the worker's round trip (0: none).
+  Labels required;
+  std::string zone;
+  std::string locality;
+  std::uint32_t max_rtt_ms = 0;
+  bool operator==(const JobLinks&) const = default;
 };
 
 // A job as the broker persists it (every column), and as the broker pair replicates it.
@@ -119,17 +199,40 @@ struct JobRecord {
   std::optional<std::string> result;
   std::optional<Progress> progress;
   std::optional<std::string> checkpoint;
+  Boxed<JobLinks> links;  // groups, dependencies, routing: unset for most jobs
   bool operator==(const JobRecord&) const = default;
 };
 
-// One row of a group commit: a new job, or the new values of an existing one.
+// One row of a group commit: a new job, the new values of an existing one, or its removal.
 struct RecordWrite {
   bool insert = false;
   JobRecord job;
+  bool remove = false;  // only job.seq matters
   bool operator==(const RecordWrite&) const = default;
 };
 
 // ---- client -> broker ----
+
+// A job to create, as SUBMIT and each member of GROUP_SUBMIT describe it.
+struct JobSpec {
+  std::string type;
+  std::string payload;
+  std::optional<std::uint32_t> priority;
+  std::optional<std::uint64_t> timeout_ms;
+  std::optional<std::uint32_t> max_attempts;
+  std::optional<std::uint64_t> backoff_ms;
+  std::optional<std::uint64_t> max_backoff_ms;
+  std::optional<std::uint64_t> run_at;
+  std::optional<std::uint64_t> delay_ms;
+  std::vector<std::string> after;  // "j-N" ids, or "#N" for a member of the same group
+  std::optional<DependencyPolicy> after_policy;
+  std::optional<std::string> hash_key;
+  Labels required;
+  std::optional<std::string> zone;
+  std::optional<std::string> locality;
+  std::optional<std::uint32_t> max_rtt_ms;
+  bool operator==(const JobSpec&) const = default;
+};
 
 struct SubmitRequest {
   std::uint64_t rid = 0;
@@ -143,7 +246,40 @@ struct SubmitRequest {
   std::optional<std::string> key;
   std::optional<std::uint64_t> run_at;
   std::optional<std::uint64_t> delay_ms;
+  std::vector<std::string> after;
+  std::optional<DependencyPolicy> after_policy;
+  std::optional<std::string> hash_key;
+  Labels required;
+  std::optional<std::string> zone;
+  std::optional<std::string> locality;
+  std::optional<std::uint32_t> max_rtt_ms;
   bool operator==(const SubmitRequest&) const = default;
+};
+
+// The job a SUBMIT describes; its bytes move out of `request` (rid and key stay).
+JobSpec SpecOf(SubmitRequest&& request);
+
+struct GroupSubmitRequest {
+  std::uint64_t rid = 0;
+  std::vector<JobSpec> jobs;
+  std::optional<JobSpec> follow_up;
+  std::optional<DependencyPolicy> follow_up_policy;
+  std::optional<std::string> key;
+  bool operator==(const GroupSubmitRequest&) const = default;
+};
+
+struct DrainRequest {
+  std::uint64_t rid = 0;
+  std::string worker;
+  bool drain = true;
+  bool operator==(const DrainRequest&) const = default;
+};
+
+struct GroupStatusRequest {
+  std::uint64_t rid = 0;
+  std::string id;
+  bool members = true;
+  bool operator==(const GroupStatusRequest&) const = default;
 };
 
 struct StatusRequest {
@@ -189,7 +325,8 @@ struct PingRequest {
 };
 
 using ClientRequest = std::variant<SubmitRequest, StatusRequest, ListRequest, CancelRequest,
-                                   RetryRequest, ClusterRequest, WatchRequest, PingRequest>;
+                                   RetryRequest, ClusterRequest, WatchRequest, PingRequest,
+                                   GroupSubmitRequest, GroupStatusRequest, DrainRequest>;
 
 ClientCommand CommandOf(const ClientRequest& request);
 std::uint64_t RidOf(const ClientRequest& request);
@@ -210,6 +347,10 @@ struct ClientReply {
   std::optional<ClusterInfo> cluster;
   std::optional<std::string> role;
   std::optional<std::uint64_t> epoch;
+  std::optional<std::vector<std::string>> ids;
+  std::optional<std::string> follow_up_id;
+  std::optional<GroupInfo> group;
+  std::optional<std::uint64_t> moved;
   bool operator==(const ClientReply&) const = default;
 };
 
@@ -227,6 +368,7 @@ struct Welcome {
   std::uint64_t heartbeat_ms = 0;
   std::uint32_t liveness = 0;
   std::uint64_t epoch = 0;
+  std::optional<std::uint64_t> checkpoint_interval_ms;
   bool operator==(const Welcome&) const = default;
 };
 
@@ -239,6 +381,7 @@ struct JobDispatch {
   std::uint64_t timeout_ms = 0;
   std::uint32_t priority = 0;
   std::optional<std::string> checkpoint;
+  std::vector<Input> inputs;
   bool operator==(const JobDispatch&) const = default;
 };
 
@@ -274,6 +417,7 @@ struct CancelJob {
 };
 
 struct Heartbeat {
+  std::optional<std::uint64_t> check;  // a health check, or the answer to one
   bool operator==(const Heartbeat&) const = default;
 };
 
@@ -386,6 +530,8 @@ Result<PeerMessage> DecodePeerMessage(std::span<const std::string_view> frames,
 std::string_view Name(JobState state);
 std::optional<JobState> ParseJobState(std::string_view name);
 bool IsFinal(JobState state);
+std::string_view Name(DependencyPolicy policy);
+std::optional<DependencyPolicy> ParseDependencyPolicy(std::string_view name);
 std::string_view Name(StatusCode status);
 std::string_view Name(ClientCommand command);
 std::string_view Name(WorkerCommand command);

@@ -21,19 +21,31 @@ inline constexpr std::string_view kPeerHeader = "CLAWP1";
 enum class JobState : std::uint8_t {
   kQueued = 0,
   kScheduled = 1,
-  kRunning = 2,
-  kSucceeded = 3,
-  kDead = 4,
-  kCancelled = 5,
+  kWaiting = 2,
+  kRunning = 3,
+  kSucceeded = 4,
+  kDead = 5,
+  kCancelled = 6,
 };
 
-inline constexpr std::array<CodeName<JobState>, 6> kJobStates = {{
+inline constexpr std::array<CodeName<JobState>, 7> kJobStates = {{
     {JobState::kQueued, "queued"},
     {JobState::kScheduled, "scheduled"},
+    {JobState::kWaiting, "waiting"},
     {JobState::kRunning, "running"},
     {JobState::kSucceeded, "succeeded"},
     {JobState::kDead, "dead"},
     {JobState::kCancelled, "cancelled"},
+}};
+
+enum class DependencyPolicy : std::uint8_t {
+  kAllSucceeded = 0,
+  kAllSettled = 1,
+};
+
+inline constexpr std::array<CodeName<DependencyPolicy>, 2> kDependencyPolicies = {{
+    {DependencyPolicy::kAllSucceeded, "all_succeeded"},
+    {DependencyPolicy::kAllSettled, "all_settled"},
 }};
 
 enum class StatusCode : std::uint16_t {
@@ -75,9 +87,12 @@ enum class ClientCommand : std::uint8_t {
   kCluster = 0x06,
   kWatch = 0x07,
   kPing = 0x08,
+  kGroupSubmit = 0x09,
+  kGroupStatus = 0x0a,
+  kDrain = 0x0b,
 };
 
-inline constexpr std::array<CodeName<ClientCommand>, 8> kClientCommands = {{
+inline constexpr std::array<CodeName<ClientCommand>, 11> kClientCommands = {{
     {ClientCommand::kSubmit, "SUBMIT"},
     {ClientCommand::kStatus, "STATUS"},
     {ClientCommand::kList, "LIST"},
@@ -86,6 +101,9 @@ inline constexpr std::array<CodeName<ClientCommand>, 8> kClientCommands = {{
     {ClientCommand::kCluster, "CLUSTER"},
     {ClientCommand::kWatch, "WATCH"},
     {ClientCommand::kPing, "PING"},
+    {ClientCommand::kGroupSubmit, "GROUP_SUBMIT"},
+    {ClientCommand::kGroupStatus, "GROUP_STATUS"},
+    {ClientCommand::kDrain, "DRAIN"},
 }};
 
 enum class WorkerCommand : std::uint8_t {
@@ -158,6 +176,8 @@ inline constexpr std::int64_t kClientTimeoutMs = 5000;
 inline constexpr std::int64_t kPeerHeartbeatMs = 1000;
 inline constexpr std::int64_t kReplicationAckTimeoutMs = 2000;
 inline constexpr std::int64_t kSnapshotChunkJobs = 1000;
+inline constexpr std::int64_t kRetentionMs = 604800000;
+inline constexpr std::int64_t kPurgeBatchJobs = 1000;
 }  // namespace defaults
 
 namespace limits {
@@ -166,6 +186,8 @@ inline constexpr std::int64_t kMaxKeyBytes = 256;
 inline constexpr std::int64_t kMaxWorkerIdBytes = 128;
 inline constexpr std::int64_t kMaxCapacity = 10000;
 inline constexpr std::int64_t kMaxLabels = 64;
+inline constexpr std::int64_t kMaxGroupJobs = 10000;
+inline constexpr std::int64_t kMaxAfter = 10000;
 }  // namespace limits
 
 enum class ClientExit : int {
@@ -186,24 +208,40 @@ enum class HandlerExit : int {
 
 // Every field name used in a body, as the codec spells it.
 namespace field {
+inline constexpr std::string_view kAfter = "after";
+inline constexpr std::string_view kAfterPolicy = "after_policy";
 inline constexpr std::string_view kAttempt = "attempt";
 inline constexpr std::string_view kAttempts = "attempts";
 inline constexpr std::string_view kBackoffMs = "backoff_ms";
+inline constexpr std::string_view kBreaker = "breaker";
 inline constexpr std::string_view kCapacity = "capacity";
 inline constexpr std::string_view kCapacityInUse = "capacity_in_use";
 inline constexpr std::string_view kCapacityTotal = "capacity_total";
+inline constexpr std::string_view kCheck = "check";
 inline constexpr std::string_view kCheckpoint = "checkpoint";
+inline constexpr std::string_view kCheckpointIntervalMs = "checkpoint_interval_ms";
 inline constexpr std::string_view kCluster = "cluster";
+inline constexpr std::string_view kCounts = "counts";
 inline constexpr std::string_view kCreatedAt = "created_at";
 inline constexpr std::string_view kDelayMs = "delay_ms";
 inline constexpr std::string_view kDepth = "depth";
+inline constexpr std::string_view kDrain = "drain";
+inline constexpr std::string_view kDraining = "draining";
 inline constexpr std::string_view kEpoch = "epoch";
 inline constexpr std::string_view kError = "error";
 inline constexpr std::string_view kExisting = "existing";
 inline constexpr std::string_view kFirst = "first";
+inline constexpr std::string_view kFollowUp = "follow_up";
+inline constexpr std::string_view kFollowUpId = "follow_up_id";
+inline constexpr std::string_view kFollowUpPolicy = "follow_up_policy";
+inline constexpr std::string_view kGroup = "group";
+inline constexpr std::string_view kHashKey = "hash_key";
+inline constexpr std::string_view kHealth = "health";
 inline constexpr std::string_view kHeartbeatMs = "heartbeat_ms";
 inline constexpr std::string_view kId = "id";
+inline constexpr std::string_view kIds = "ids";
 inline constexpr std::string_view kInUse = "in_use";
+inline constexpr std::string_view kInputs = "inputs";
 inline constexpr std::string_view kInsert = "insert";
 inline constexpr std::string_view kJob = "job";
 inline constexpr std::string_view kJobs = "jobs";
@@ -215,10 +253,14 @@ inline constexpr std::string_view kLastSeenMs = "last_seen_ms";
 inline constexpr std::string_view kLease = "lease";
 inline constexpr std::string_view kLimit = "limit";
 inline constexpr std::string_view kLiveness = "liveness";
+inline constexpr std::string_view kLocality = "locality";
 inline constexpr std::string_view kMalformed = "malformed";
 inline constexpr std::string_view kMaxAttempts = "max_attempts";
 inline constexpr std::string_view kMaxBackoffMs = "max_backoff_ms";
+inline constexpr std::string_view kMaxRttMs = "max_rtt_ms";
+inline constexpr std::string_view kMembers = "members";
 inline constexpr std::string_view kMessage = "message";
+inline constexpr std::string_view kMoved = "moved";
 inline constexpr std::string_view kPair = "pair";
 inline constexpr std::string_view kPayload = "payload";
 inline constexpr std::string_view kPeer = "peer";
@@ -233,25 +275,33 @@ inline constexpr std::string_view kPriority = "priority";
 inline constexpr std::string_view kProgress = "progress";
 inline constexpr std::string_view kQueues = "queues";
 inline constexpr std::string_view kReason = "reason";
+inline constexpr std::string_view kRemove = "remove";
 inline constexpr std::string_view kReplicaInSync = "replica_in_sync";
 inline constexpr std::string_view kReplication = "replication";
+inline constexpr std::string_view kRequires = "requires";
 inline constexpr std::string_view kResult = "result";
 inline constexpr std::string_view kRid = "rid";
 inline constexpr std::string_view kRole = "role";
+inline constexpr std::string_view kRttMs = "rtt_ms";
 inline constexpr std::string_view kRunAt = "run_at";
 inline constexpr std::string_view kSeq = "seq";
+inline constexpr std::string_view kSettled = "settled";
 inline constexpr std::string_view kState = "state";
 inline constexpr std::string_view kStatus = "status";
+inline constexpr std::string_view kStrategy = "strategy";
 inline constexpr std::string_view kTimeoutMs = "timeout_ms";
+inline constexpr std::string_view kTotal = "total";
 inline constexpr std::string_view kType = "type";
 inline constexpr std::string_view kTypes = "types";
 inline constexpr std::string_view kUpdatedAt = "updated_at";
+inline constexpr std::string_view kWaitingReason = "waiting_reason";
 inline constexpr std::string_view kWorker = "worker";
 inline constexpr std::string_view kWorkerId = "worker_id";
 inline constexpr std::string_view kWorkers = "workers";
 inline constexpr std::string_view kWorkersActive = "workers_active";
 inline constexpr std::string_view kWorkersTotal = "workers_total";
 inline constexpr std::string_view kWrites = "writes";
+inline constexpr std::string_view kZone = "zone";
 }  // namespace field
 
 }  // namespace claw::wire

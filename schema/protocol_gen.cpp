@@ -1,7 +1,8 @@
 // claw-protocol-gen: writes schema/protocol_constants.hpp from schema/protocol.yaml.
 //
 // Usage: claw-protocol-gen schema/protocol.yaml > schema/protocol_constants.hpp
-// The output is committed; tests/unit/schema_constants_test.cpp fails when it differs from a fresh run.
+// The output is committed; tests/unit/schema_constants_test.cpp fails when it differs from a fresh
+// run.
 #include <yaml-cpp/yaml.h>
 
 #include <cctype>
@@ -55,6 +56,24 @@ void EmitCommands(std::ostream& out, const std::string& enum_name, const YAML::N
   out << "}};\n\n";
 }
 
+// An enum numbered in list order, and its names: job states, dependency policies.
+void EmitNamed(std::ostream& out, const std::string& enum_name, const std::string& table,
+               const YAML::Node& list) {
+  out << "enum class " << enum_name << " : std::uint8_t {\n";
+  int index = 0;
+  for (const auto& s : list) {
+    out << "  k" << Camel(s["name"].as<std::string>()) << " = " << index++ << ",\n";
+  }
+  out << "};\n\n";
+  out << "inline constexpr std::array<CodeName<" << enum_name << ">, " << list.size() << "> "
+      << table << " = {{\n";
+  for (const auto& s : list) {
+    const auto name = s["name"].as<std::string>();
+    out << "    {" << enum_name << "::k" << Camel(name) << ", \"" << name << "\"},\n";
+  }
+  out << "}};\n\n";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -84,20 +103,8 @@ int main(int argc, char** argv) {
   out << "inline constexpr std::string_view kPeerHeader = \""
       << root["headers"]["peer"].as<std::string>() << "\";\n\n";
 
-  const auto states = root["job_states"];
-  out << "enum class JobState : std::uint8_t {\n";
-  int index = 0;
-  for (const auto& s : states) {
-    out << "  k" << Camel(s["name"].as<std::string>()) << " = " << index++ << ",\n";
-  }
-  out << "};\n\n";
-  out << "inline constexpr std::array<CodeName<JobState>, " << states.size()
-      << "> kJobStates = {{\n";
-  for (const auto& s : states) {
-    const auto name = s["name"].as<std::string>();
-    out << "    {JobState::k" << Camel(name) << ", \"" << name << "\"},\n";
-  }
-  out << "}};\n\n";
+  EmitNamed(out, "JobState", "kJobStates", root["job_states"]);
+  EmitNamed(out, "DependencyPolicy", "kDependencyPolicies", root["dependency_policies"]);
 
   const auto statuses = root["status_codes"];
   out << "enum class StatusCode : std::uint16_t {\n";

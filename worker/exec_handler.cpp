@@ -2,6 +2,8 @@
 // supervise it from one poll() loop that writes the payload, reads the outputs, forwards progress
 // and enforces the timeout, cancellation and the result size limit.
 //
+// A job with inputs gets them as files (InputsFiles) that live exactly as long as the run.
+//
 // Everything the child needs (argv, environment, signal state) is prepared before fork(); the
 // child only makes async-signal-safe calls before execve, since other threads of the worker may
 // hold locks at the moment of the fork. Every fd is opened close-on-exec, so concurrent jobs never
@@ -15,18 +17,21 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string_view>
 #include <thread>
@@ -67,9 +72,10 @@ constexpr int kLowestPipeFd = 10;
 // (`echo "progress 50" >&$CLAW_PROGRESS_FD`).
 constexpr int kChildProgressFd = 3;
 
-constexpr std::array<std::string_view, 6> kOwnVariables = {
+constexpr std::array<std::string_view, 9> kOwnVariables = {
     "CLAW_JOB_ID",     "CLAW_JOB_TYPE",    "CLAW_ATTEMPT",
-    "CLAW_TIMEOUT_MS", "CLAW_PROGRESS_FD", "CLAW_CHECKPOINT_FILE"};
+    "CLAW_TIMEOUT_MS", "CLAW_PROGRESS_FD", "CLAW_CHECKPOINT_FILE",
+    "CLAW_INPUTS",     "CLAW_INPUTS_DIR",  "CLAW_CHECKPOINT_INTERVAL_MS"};
 
 std::string Errno(std::string_view what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -127,6 +133,74 @@ class CheckpointFile {
   std::string path_;
 };
 
+// Where the command finds its job's inputs: a temporary directory holding inputs.jsonl and
+// by-id/<id>.result or by-id/<id>.error per input; removed with its contents when this goes away.
+class InputsFiles {
+ public:
+  InputsFiles() = default;
+  InputsFiles(const InputsFiles&) = delete;
+  InputsFiles& operator=(const InputsFiles&) = delete;
+  ~InputsFiles() {
+    if (root_.empty()) return;
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
+
+  Status Write(const std::vector<wire::Input>& inputs) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string root =
+        std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") + "/claw-inputs-XXXXXX";
+    if (::mkdtemp(root.data()) == nullptr) return Fail(Errno("cannot create " + root));
+    root_ = root;
+    if (::mkdir(dir().c_str(), 0700) != 0) return Fail(Errno("cannot create " + dir()));
+    std::string lines;
+    for (const wire::Input& input : inputs) {
+      const nlohmann::json line = {
+          {"id", input.id},
+          {"state", input.state},
+          {"result", input.result ? nlohmann::json(*input.result) : nlohmann::json(nullptr)},
+          {"error", input.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(input.error)}};
+      lines += line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + '\n';
+      const std::string name = dir() + "/" + SafeName(input.id);
+      const bool succeeded = input.state == wire::Name(wire::JobState::kSucceeded);
+      auto written = succeeded ? WriteFile(name + ".result", input.result.value_or(""))
+                               : WriteFile(name + ".error", input.error);
+      if (!written) return written;
+    }
+    return WriteFile(file(), lines);
+  }
+
+  std::string file() const { return root_ + "/inputs.jsonl"; }
+  std::string dir() const { return root_ + "/by-id"; }
+
+ private:
+  // Ids are printable, but a file name must not leave the directory.
+  static std::string SafeName(std::string id) {
+    for (char& c : id) {
+      const bool plain = std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '-' || c == '_' ||
+                         c == ':' || c == '.';
+      if (!plain) c = '_';
+    }
+    if (id.empty() || id.front() == '.') id.insert(0, "_");
+    return id;
+  }
+
+  static Status WriteFile(const std::string& path, std::string_view data) {
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!fd.valid()) return Fail(Errno("cannot create " + path));
+    std::size_t written = 0;
+    while (written < data.size()) {
+      const auto n = ::write(fd.get(), data.data() + written, data.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Fail(Errno("cannot write " + path));
+      written += static_cast<std::size_t>(n);
+    }
+    return {};
+  }
+
+  std::string root_;
+};
+
 // Thread-directed SIGPIPE (from writing to a closed stdin pipe) is blocked while a command runs,
 // so the write fails with EPIPE instead of killing the worker; a pending one is consumed after.
 class SigpipeBlock {
@@ -152,7 +226,8 @@ class SigpipeBlock {
 };
 
 std::vector<std::string> ChildEnvironment(const JobContext& context,
-                                          const std::string& checkpoint_path) {
+                                          const std::string& checkpoint_path,
+                                          const InputsFiles* inputs) {
   std::vector<std::string> env;
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
     const std::string_view text(*entry);
@@ -168,6 +243,14 @@ std::vector<std::string> ChildEnvironment(const JobContext& context,
   env.push_back("CLAW_TIMEOUT_MS=" + std::to_string(context.timeout_ms()));
   env.push_back("CLAW_PROGRESS_FD=" + std::to_string(kChildProgressFd));
   if (!checkpoint_path.empty()) env.push_back("CLAW_CHECKPOINT_FILE=" + checkpoint_path);
+  if (context.checkpoint_interval_ms() != 0) {
+    env.push_back("CLAW_CHECKPOINT_INTERVAL_MS=" +
+                  std::to_string(context.checkpoint_interval_ms()));
+  }
+  if (inputs != nullptr) {
+    env.push_back("CLAW_INPUTS=" + inputs->file());
+    env.push_back("CLAW_INPUTS_DIR=" + inputs->dir());
+  }
   return env;
 }
 
@@ -506,6 +589,12 @@ Outcome RunCommand(const ExecOptions& options, JobContext& context) {
       return Outcome::Failure("cannot pass the checkpoint: " + written.error().message);
     }
   }
+  InputsFiles inputs;
+  if (!context.inputs().empty()) {
+    if (auto written = inputs.Write(context.inputs()); !written) {
+      return Outcome::Failure("cannot pass the inputs: " + written.error().message);
+    }
+  }
   auto in = MakePipe();
   auto out = MakePipe();
   auto err = MakePipe();
@@ -515,7 +604,8 @@ Outcome RunCommand(const ExecOptions& options, JobContext& context) {
   }
 
   // Everything the child touches is built here, before fork.
-  std::vector<std::string> env = ChildEnvironment(context, checkpoint.path());
+  std::vector<std::string> env =
+      ChildEnvironment(context, checkpoint.path(), context.inputs().empty() ? nullptr : &inputs);
   std::vector<char*> envp;
   envp.reserve(env.size() + 1);
   for (auto& entry : env) envp.push_back(entry.data());

@@ -11,6 +11,14 @@
 // "checkpoint <text>", see progress_line.hpp) and, when the job has a checkpoint from an earlier
 // attempt, CLAW_CHECKPOINT_FILE (a temporary file holding it, deleted after the run).
 //
+// A job with inputs (the outcomes of the jobs it waited for: a group's follow-up, or a job
+// submitted with `after`) also gets, in a temporary directory deleted after the run:
+//   CLAW_INPUTS      a file of JSON lines, one per input in order:
+//                    {"id": "j-3", "state": "succeeded", "result": "...", "error": null}
+//                    (result and error are strings or null; invalid UTF-8 becomes U+FFFD)
+//   CLAW_INPUTS_DIR  a directory holding, per input, <id>.result (the raw result bytes, for a
+//                    succeeded one) or <id>.error (the error text, for any other)
+//
 // A job that runs past its timeout_ms or is cancelled gets SIGTERM on its whole process group,
 // then SIGKILL after kill_grace. When the shell exits, anything it left behind in its group is
 // killed. The shell is always reaped.

@@ -7,8 +7,11 @@
 
 namespace claw::worker {
 
-JobContext::JobContext(wire::JobDispatch job, ProgressSink sink)
-    : job_(std::move(job)), sink_(std::move(sink)) {}
+JobContext::JobContext(wire::JobDispatch job, ProgressSink sink,
+                       std::uint64_t checkpoint_interval_ms)
+    : job_(std::move(job)),
+      sink_(std::move(sink)),
+      checkpoint_interval_ms_(checkpoint_interval_ms) {}
 
 void JobContext::ReportProgress(std::optional<std::uint32_t> percent, std::string message) {
   wire::ProgressReport report{.id = job_.id, .lease = job_.lease};

@@ -11,6 +11,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "schema/codec.hpp"
 
@@ -21,7 +22,9 @@ using ProgressSink = std::function<void(wire::ProgressReport)>;
 
 class JobContext {
  public:
-  JobContext(wire::JobDispatch job, ProgressSink sink);
+  // `checkpoint_interval_ms`: how often the broker asks handlers to save a checkpoint (its
+  // WELCOME's hint; 0: it gave none).
+  JobContext(wire::JobDispatch job, ProgressSink sink, std::uint64_t checkpoint_interval_ms = 0);
 
   const std::string& id() const { return job_.id; }
   const std::string& type() const { return job_.type; }
@@ -32,6 +35,12 @@ class JobContext {
   std::uint32_t priority() const { return job_.priority; }
   // The last checkpoint an earlier attempt saved, from which this attempt may resume.
   const std::optional<std::string>& checkpoint() const { return job_.checkpoint; }
+  // For a job with dependencies (a group's follow-up, or one submitted with `after`): each
+  // dependency's outcome, in the order of its after list. Empty for any other job.
+  const std::vector<wire::Input>& inputs() const { return job_.inputs; }
+  // How often to call SaveCheckpoint in a long job (0: no hint), so that a job moved to another
+  // worker loses at most about this much work.
+  std::uint64_t checkpoint_interval_ms() const { return checkpoint_interval_ms_; }
 
   // Percent is clamped to 0-100; an empty message is not sent.
   void ReportProgress(std::optional<std::uint32_t> percent, std::string message);
@@ -45,6 +54,7 @@ class JobContext {
  private:
   const wire::JobDispatch job_;
   const ProgressSink sink_;
+  const std::uint64_t checkpoint_interval_ms_;
   std::atomic<bool> cancelled_ = false;
 };
 

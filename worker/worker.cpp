@@ -288,6 +288,7 @@ class Worker::Loop {
   void Handle(wire::WorkerMessage message, Clock::time_point now) {
     if (auto* welcome = std::get_if<wire::Welcome>(&message)) {
       timer_.Configure(milliseconds(welcome->heartbeat_ms), welcome->liveness);
+      checkpoint_interval_ms_ = welcome->checkpoint_interval_ms.value_or(0);
       phase_ = Phase::kWelcomed;
       backoff_.Reset();
       Logger()->info("worker {}: welcomed by {} (epoch {}, heartbeat {}ms, liveness {})",
@@ -299,7 +300,10 @@ class Worker::Loop {
       CancelJob(*cancel);
     } else if (auto* disconnect = std::get_if<wire::Disconnect>(&message)) {
       LoseConnection(now, "broker said DISCONNECT: " + disconnect->reason);
-    } else if (!std::holds_alternative<wire::Heartbeat>(message)) {
+    } else if (auto* heartbeat = std::get_if<wire::Heartbeat>(&message)) {
+      // A health check is answered at once: the broker times the round trip.
+      if (heartbeat->check) SendMessage(wire::Heartbeat{.check = heartbeat->check});
+    } else {
       Logger()->warn("worker {}: ignored {} from the broker", options_.id,
                      wire::Name(wire::CommandOf(message)));
     }
@@ -320,10 +324,12 @@ class Worker::Loop {
                      .connection = connection_,
                      .started = Clock::now()};
     auto mailbox = mailbox_;
-    active.context =
-        std::make_shared<JobContext>(std::move(job), [mailbox, token](wire::ProgressReport report) {
+    active.context = std::make_shared<JobContext>(
+        std::move(job),
+        [mailbox, token](wire::ProgressReport report) {
           mailbox->Post({token, std::move(report)});
-        });
+        },
+        checkpoint_interval_ms_);
     Logger()->info("job {} type={} attempt={} worker={}: started", active.id, active.type,
                    active.attempt, options_.id);
     pool_.Submit([handler = handler_, context = active.context, mailbox, token] {
@@ -458,6 +464,7 @@ class Worker::Loop {
   std::size_t endpoint_index_ = 0;
   Clock::time_point reconnect_at_;
   HeartbeatTimer timer_;
+  std::uint64_t checkpoint_interval_ms_ = 0;  // the broker's hint, from WELCOME
   ReconnectBackoff backoff_;
   std::mt19937_64 random_;
   std::deque<wire::WorkerMessage> outbox_;

@@ -8,18 +8,24 @@ from schema/protocol.yaml (the data), schema/PROTOCOL.md (the dialogs) and schem
     client = claw.Client("tcp://127.0.0.1:5555")
     job_id = client.submit("resize", b"cat.png", priority="high")
     job = client.wait(job_id, on_progress=lambda pct, msg: print(pct, msg))
+    group = client.group_submit([{"type": "map", "payload": b"a b"}, {"type": "map"}],
+                                follow_up={"type": "reduce"})
+    done = client.wait_group(group.id, on_progress=lambda settled, total, counts: print(settled))
 
     def handler(job):
         job.progress(50, "half way")
-        return job.payload.upper()
+        return job.payload.upper()  # a follow-up also has job.inputs: each member's outcome
     claw.Worker("tcp://127.0.0.1:5555", ["resize"], handler).run()
 
-Message bodies are built by the small *_body functions below, in the field order of
-protocol.yaml, so that tests/test_golden.py can compare them byte for byte with the golden files.
+Message bodies are built by the small *_body functions below, in the field order of the golden
+files (protocol.yaml's, except that SUBMIT's key comes last), so that tests/test_golden.py can
+compare them byte for byte.
 Neither Client nor Worker is thread-safe: use each from one thread (a Worker runs handlers in
 threads of its own, but its socket stays in the thread that called run()).
 """
 
+import collections
+import datetime
 import logging
 import os
 import queue
@@ -35,7 +41,7 @@ import zmq
 
 __all__ = [
     "ClawError", "Unreachable", "WaitTimeout", "PermanentFailure", "ProtocolError", "Client",
-    "Worker", "WorkerJob", "Message", "PROTOCOL", "encode", "decode"
+    "SubmittedGroup", "Worker", "WorkerJob", "Input", "Message", "PROTOCOL", "encode", "decode"
 ]
 
 # --- Protocol constants -------------------------------------------------------------------------
@@ -47,7 +53,8 @@ _FALLBACK_PROTOCOL = {
     "headers": {"client": b"CLAWC1", "worker": b"CLAWW1"},
     "client_commands": {
         "SUBMIT": 0x01, "STATUS": 0x02, "LIST": 0x03, "CANCEL": 0x04, "RETRY": 0x05,
-        "CLUSTER": 0x06, "WATCH": 0x07, "PING": 0x08,
+        "CLUSTER": 0x06, "WATCH": 0x07, "PING": 0x08, "GROUP_SUBMIT": 0x09, "GROUP_STATUS": 0x0A,
+        "DRAIN": 0x0B,
     },
     "worker_commands": {
         "READY": 0x01, "WELCOME": 0x02, "JOB": 0x03, "PROGRESS": 0x04, "DONE": 0x05,
@@ -58,7 +65,9 @@ _FALLBACK_PROTOCOL = {
         413: "TOO_LARGE", 429: "QUEUE_FULL", 500: "INTERNAL", 501: "UNKNOWN_COMMAND",
         503: "NOT_ACTIVE", 505: "UNSUPPORTED_VERSION", 507: "STORAGE_ERROR",
     },
-    "job_states": ["queued", "scheduled", "running", "succeeded", "dead", "cancelled"],
+    "job_states": ["queued", "scheduled", "waiting", "running", "succeeded", "dead",
+                   "cancelled"],
+    "dependency_policies": ["all_succeeded", "all_settled"],
     "priorities": {"min": 0, "max": 9, "names": {"low": 2, "normal": 5, "high": 7,
                                                   "critical": 9}},
     "defaults": {"heartbeat_ms": 1000, "liveness": 3, "client_timeout_ms": 5000},
@@ -83,6 +92,7 @@ def _protocol_from_yaml(path):
         "worker_commands": {c["name"]: c["code"] for c in doc["worker"]["commands"]},
         "status_codes": {s["code"]: s["name"] for s in doc["status_codes"]},
         "job_states": [s["name"] for s in doc["job_states"]],
+        "dependency_policies": [p["name"] for p in doc["dependency_policies"]],
         "priorities": doc["priorities"],
         "defaults": {k: doc["defaults"][k]
                      for k in ("heartbeat_ms", "liveness", "client_timeout_ms")},
@@ -127,10 +137,11 @@ class Unreachable(ClawError):
 
 
 class WaitTimeout(Exception):
-    """Client.wait gave up; the job goes on. `job` is the last snapshot seen (or None)."""
+    """Client.wait or wait_group gave up; the work goes on. `job` is the last snapshot seen (a job
+    dict, for wait_group a group dict; or None)."""
 
-    def __init__(self, job_id, job):
-        super().__init__(f"timed out waiting for job {job_id}")
+    def __init__(self, job_id, job, kind="job"):
+        super().__init__(f"timed out waiting for {kind} {job_id}")
         self.job_id = job_id
         self.job = job
 
@@ -194,11 +205,37 @@ def _fields(*pairs):
     return {name: value for name, value in pairs if value is not None}
 
 
-def submit_body(rid, type, payload=None, priority=None, timeout_ms=None, max_attempts=None,
-                backoff_ms=None, max_backoff_ms=None, key=None):
-    return _fields(("rid", rid), ("type", type), ("payload", payload), ("priority", priority),
+def job_spec_body(type, payload=None, priority=None, timeout_ms=None, max_attempts=None,
+                  backoff_ms=None, max_backoff_ms=None, run_at=None, delay_ms=None, after=None,
+                  after_policy=None, hash_key=None):
+    """A job_spec object: the fields that describe a job in SUBMIT and GROUP_SUBMIT."""
+    return _fields(("type", type), ("payload", payload), ("priority", priority),
                    ("timeout_ms", timeout_ms), ("max_attempts", max_attempts),
-                   ("backoff_ms", backoff_ms), ("max_backoff_ms", max_backoff_ms), ("key", key))
+                   ("backoff_ms", backoff_ms), ("max_backoff_ms", max_backoff_ms),
+                   ("run_at", run_at), ("delay_ms", delay_ms),
+                   ("after", list(after) if after else None), ("after_policy", after_policy),
+                   ("hash_key", hash_key))
+
+
+def submit_body(rid, type, payload=None, priority=None, timeout_ms=None, max_attempts=None,
+                backoff_ms=None, max_backoff_ms=None, key=None, run_at=None, delay_ms=None,
+                after=None, after_policy=None, hash_key=None):
+    # The C++ codec writes the job spec's fields first and the key last; the golden files follow.
+    body = {"rid": rid}
+    body.update(job_spec_body(type, payload, priority, timeout_ms, max_attempts, backoff_ms,
+                              max_backoff_ms, run_at, delay_ms, after, after_policy, hash_key))
+    return _fields(*body.items(), ("key", key))
+
+
+def group_submit_body(rid, jobs, follow_up=None, follow_up_policy=None, key=None):
+    """GROUP_SUBMIT; `jobs` and `follow_up` are job_spec bodies (see job_spec_body)."""
+    return _fields(("rid", rid), ("jobs", list(jobs)), ("follow_up", follow_up),
+                   ("follow_up_policy", follow_up_policy), ("key", key))
+
+
+def group_status_body(rid, id, members=True):
+    # `members` defaults to true on the wire, so only false is written (as the C++ codec does).
+    return _fields(("rid", rid), ("id", id), ("members", None if members else False))
 
 
 def id_body(rid, id):
@@ -283,6 +320,33 @@ def _priority(value):
     return int(value)
 
 
+def _unix_millis(value):
+    """A point in time as Unix milliseconds: a datetime (naive means local) or Unix seconds."""
+    if value is None:
+        return None
+    if isinstance(value, datetime.datetime):
+        return int(round(value.timestamp() * 1000))
+    return int(round(float(value) * 1000))
+
+
+def _job_spec(type, payload=b"", priority=None, timeout=None, max_attempts=None, backoff=None,
+              max_backoff=None, run_at=None, delay=None, after=None, after_policy=None,
+              hash_key=None):
+    """The job_spec body for the arguments of Client.submit (durations in seconds or strings)."""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    if isinstance(after, str):
+        after = [after]
+    return job_spec_body(type, bytes(payload), _priority(priority), _millis(timeout),
+                         max_attempts, _millis(backoff), _millis(max_backoff),
+                         _unix_millis(run_at), _millis(delay), after, after_policy, hash_key)
+
+
+# What Client.group_submit returns: the group id, the member ids in request order, the
+# follow-up's id (None without one) and whether the key matched an earlier group.
+SubmittedGroup = collections.namedtuple("SubmittedGroup", "id ids follow_up_id existing")
+
+
 # --- Client -------------------------------------------------------------------------------------
 
 
@@ -324,21 +388,44 @@ class Client:
     # Requests.
 
     def submit(self, type, payload=b"", priority=None, timeout=None, max_attempts=None,
-               backoff=None, max_backoff=None, key=None):
+               backoff=None, max_backoff=None, key=None, run_at=None, delay=None, after=None,
+               after_policy=None, hash_key=None):
         """Submits a job and returns its id once the broker has committed it.
 
-        `priority` is 0-9 or a name (low, normal, high, critical); `timeout`, `backoff` and
-        `max_backoff` are seconds or duration strings ("500ms", "30s"). Without a `key` a random
-        one is made, so that a resend after a lost reply cannot create a second job.
+        `priority` is 0-9 or a name (low, normal, high, critical); `timeout`, `backoff`,
+        `max_backoff` and `delay` are seconds or duration strings ("500ms", "30s"); `run_at` is a
+        datetime or Unix seconds. `after` lists the ids of jobs this one waits for (it is
+        `waiting` until they end), under `after_policy`: "all_succeeded" (the broker's default:
+        cancelled if one of them fails) or "all_settled" (runs whatever their outcome). Without a
+        `key` a random one is made, so that a resend after a lost reply cannot create a second job.
         """
-        if isinstance(payload, str):
-            payload = payload.encode("utf-8")
-        body = submit_body(self._next_rid(), type, bytes(payload), _priority(priority),
-                           _millis(timeout), max_attempts, _millis(backoff),
-                           _millis(max_backoff), key if key is not None else self.new_key())
+        spec = _job_spec(type, payload, priority, timeout, max_attempts, backoff, max_backoff,
+                         run_at, delay, after, after_policy, hash_key)
+        body = submit_body(self._next_rid(), key=key if key is not None else self.new_key(),
+                           **spec)
         reply = self._request("SUBMIT", body)
         self.last_submit_existing = bool(reply.get("existing", False))
         return reply["id"]
+
+    def group_submit(self, jobs, follow_up=None, follow_up_policy=None, key=None):
+        """Submits a group of jobs, and optionally its follow-up, in one transaction.
+
+        Each of `jobs` and `follow_up` is a dict of submit's job arguments (`type`, `payload`,
+        `priority`, `timeout`, ..., `after`, `after_policy`); in a member's `after`, "#N" names
+        member N (0-based) of this group. The follow-up waits for every member and receives their
+        outcomes as its inputs; `follow_up_policy` is "all_settled" (the broker's default: it
+        runs whatever the outcomes) or "all_succeeded" (cancelled if a member fails). Members get
+        consecutive ids. Without a `key` a random one is made, as for submit. Returns a
+        SubmittedGroup (id, ids, follow_up_id, existing).
+        """
+        specs = [_job_spec(**job) for job in jobs]
+        follow = _job_spec(**follow_up) if follow_up is not None else None
+        body = group_submit_body(self._next_rid(), specs, follow, follow_up_policy,
+                                 key if key is not None else self.new_key())
+        reply = self._request("GROUP_SUBMIT", body)
+        self.last_submit_existing = bool(reply.get("existing", False))
+        return SubmittedGroup(reply["id"], list(reply.get("ids", [])), reply.get("follow_up_id"),
+                              self.last_submit_existing)
 
     @staticmethod
     def new_key():
@@ -347,6 +434,12 @@ class Client:
     def status(self, id):
         """The job, with its payload."""
         return self._request("STATUS", id_body(self._next_rid(), id))["job"]
+
+    def group_status(self, id, members=True):
+        """The group: total, counts (members per state), settled, follow_up (a job dict, if it
+        has one) and, unless `members` is False, members (job dicts with result or error)."""
+        return self._request("GROUP_STATUS", group_status_body(self._next_rid(), id,
+                                                               members))["group"]
 
     def list(self, state=None, type=None, limit=None):
         """Jobs, newest first, without payloads."""
@@ -433,6 +526,39 @@ class Client:
             last_progress = current
             if job.get("state") in FINAL_STATES:
                 return job
+
+    def wait_group(self, id, timeout=None, on_progress=None, members=True, poll=1.0):
+        """Waits until every member of the group has ended, then for its follow-up, if any.
+
+        Polls GROUP_STATUS for counts only (from every 50 ms, doubling up to `poll` seconds) and
+        calls `on_progress(settled, total, counts)` each time the counts change; then follows the
+        follow-up with WATCH. Returns the final group dict (with its members unless `members` is
+        False). Raises WaitTimeout after `timeout` seconds (None: no limit), with the last group
+        snapshot as its `job`; the group goes on.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        interval = 0.05
+        last_counts = None
+        while True:
+            group = self.group_status(id, members=False)
+            if on_progress is not None and group["counts"] != last_counts:
+                on_progress(group["settled"], group["total"], group["counts"])
+            last_counts = group["counts"]
+            if group["settled"] >= group["total"]:
+                break
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                raise WaitTimeout(id, group, "group")
+            time.sleep(interval if left is None else min(interval, left))
+            interval = min(poll, interval * 2)
+        follow_up = group.get("follow_up")
+        if follow_up is not None and follow_up.get("state") not in FINAL_STATES:
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                self.wait(follow_up["id"], left)
+            except WaitTimeout:
+                raise WaitTimeout(id, group, "group") from None
+        return self.group_status(id, members=members)
 
     # Lazy Pirate (PROTOCOL.md 11.7).
 
@@ -521,13 +647,35 @@ def _as_bytes(value):
     return value.encode("utf-8") if isinstance(value, str) else bytes(value)
 
 
+class Input:
+    """One dependency's outcome, as a job with dependencies receives it (WorkerJob.inputs).
+
+    Attributes: id, state ("succeeded", "dead", "cancelled", or "purged" when retention removed
+    it meanwhile), result (bytes, when it succeeded, else None) and error (str, or None).
+    """
+
+    def __init__(self, body):
+        self.id = body["id"]
+        self.state = body["state"]
+        self.result = _as_bytes(body["result"]) if body.get("result") is not None else None
+        self.error = body.get("error")
+
+    @property
+    def succeeded(self):
+        return self.state == "succeeded"
+
+    def __repr__(self):
+        return f"Input({self.id!r}, {self.state!r}, result={self.result!r}, error={self.error!r})"
+
+
 class WorkerJob:
     """One attempt of one job, as handed to a Worker's handler.
 
     Attributes: id, type, payload (bytes), attempt (1 for the first), priority, timeout (seconds),
-    checkpoint (bytes from an earlier attempt, or None) and cancelled (True once the broker has
-    cancelled the attempt, the attempt timed out or the worker lost its session; the handler
-    should then return soon, its outcome is dropped).
+    checkpoint (bytes from an earlier attempt, or None), inputs (for a job with dependencies, such
+    as a group's follow-up: one Input per dependency, in the order of its `after` list; else
+    empty) and cancelled (True once the broker has cancelled the attempt, the attempt timed out
+    or the worker lost its session; the handler should then return soon, its outcome is dropped).
     """
 
     def __init__(self, body, report):
@@ -539,6 +687,7 @@ class WorkerJob:
         self.priority = body.get("priority")
         self.timeout = body["timeout_ms"] / 1000.0
         self.checkpoint = _as_bytes(body["checkpoint"]) if "checkpoint" in body else None
+        self.inputs = [Input(i) for i in body.get("inputs", [])]
         self._report = report
         self._cancelled = threading.Event()
 
@@ -707,6 +856,9 @@ class Worker:
             self._start_job(body)
         elif message.command == "CANCEL":
             self._stop_job(body["lease"], body.get("reason") or "cancelled")
+        elif message.command == "HEARTBEAT" and "check" in body:
+            # A health check: answered at once, so that the broker can time the round trip.
+            self._send("HEARTBEAT", {"check": body["check"]})
         elif message.command == "DISCONNECT":
             self.log.warning("worker %s: DISCONNECT from %s: %s", self.worker_id,
                              session.endpoint, body.get("reason", ""))

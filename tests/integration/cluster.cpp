@@ -113,6 +113,18 @@ std::string Cluster::Submit(std::vector<std::string> args) {
   return id;
 }
 
+std::string Cluster::GroupSubmit(std::vector<std::string> args) {
+  args.insert(args.begin(), {"group", "submit"});
+  auto result = Client(args);
+  REQUIRE_MESSAGE(result.code == 0, "group submit failed: " << result.err);
+  std::string id = result.out;
+  while (!id.empty() && (id.back() == '\n' || id.back() == '\r')) id.pop_back();
+  REQUIRE(id.rfind("g-", 0) == 0);
+  return id;
+}
+
+nlohmann::json Cluster::Group(const std::string& id) { return Json({"group", "status", id}); }
+
 std::string Cluster::State(const std::string& id) {
   auto result = Client({"--json", "status", id});
   if (result.code != 0) return "";

@@ -42,6 +42,10 @@ class Cluster {
   nlohmann::json Json(std::vector<std::string> args);
   // `claw-client submit` and the id it printed.
   std::string Submit(std::vector<std::string> args);
+  // `claw-client group submit` and the group id it printed.
+  std::string GroupSubmit(std::vector<std::string> args);
+  // `claw-client --json group status ID`.
+  nlohmann::json Group(const std::string& id);
   std::string State(const std::string& id);
   // Waits until the job is in `state`.
   bool WaitState(const std::string& id, const std::string& state,

@@ -2,12 +2,21 @@
 // real C++ broker, worker and client: each side of the protocol is played once by Python and
 // once by C++. Python is Debian's /usr/bin/python3 with python3-zmq and python3-msgpack; when it
 // is missing the tests fail with a message naming the package (scripts/setup.sh installs them).
+// Groups: a Python client's group is mapped by a C++ exec worker and reduced by a Python worker,
+// and claw.py's golden files of the group messages are checked against the C++ codec.
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <fstream>
+#include <functional>
+#include <span>
+#include <sstream>
 #include <string>
+#include <string_view>
+#include <variant>
 #include <vector>
 
+#include "schema/codec.hpp"
 #include "tests/integration/cluster.hpp"
 
 namespace claw::testing {
@@ -41,6 +50,134 @@ Process StartPythonWorker(Cluster& c, const std::string& script, const std::stri
 std::string Trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
+}
+
+// The three frames of a golden file: its lines that are not comments, bytes in hex.
+std::vector<std::string> GoldenFrames(const std::string& path) {
+  std::istringstream in(ReadFile(path));
+  std::vector<std::string> frames;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line.front() == '#') continue;
+    std::istringstream hex(line);
+    std::string frame;
+    std::string byte;
+    while (hex >> byte) frame.push_back(static_cast<char>(std::stoi(byte, nullptr, 16)));
+    frames.push_back(frame);
+  }
+  return frames;
+}
+
+// claw.py's golden file `name` (client/python/tests/golden/) must be what the C++ codec writes
+// for the same message, and must decode to it (`decodes_to` gets the file's frames).
+void CheckPythonGolden(const std::string& name, const wire::Frames& encoded,
+                       const std::function<bool(std::span<const std::string_view>)>& decodes_to) {
+  INFO(name);
+  const auto frames = GoldenFrames(PythonDir() + "/tests/golden/" + name);
+  REQUIRE(frames.size() == 3);
+  CHECK(frames[0] == encoded.header);
+  CHECK(frames[1] == std::string(1, static_cast<char>(encoded.command)));
+  CHECK(frames[2] == encoded.body);
+  const std::vector<std::string_view> views(frames.begin(), frames.end());
+  CHECK(decodes_to(views));
+}
+
+bool RequestIs(std::span<const std::string_view> frames, const wire::ClientRequest& want) {
+  auto inbound = wire::DecodeInbound(frames);
+  return inbound && std::holds_alternative<wire::ClientRequest>(*inbound) &&
+         std::get<wire::ClientRequest>(*inbound) == want;
+}
+
+wire::JobInfo GoldenJob(const std::string& id, const std::string& type, wire::JobState state,
+                        std::uint32_t attempts) {
+  return {.id = id,
+          .type = type,
+          .state = state,
+          .priority = 5,
+          .attempts = attempts,
+          .max_attempts = 5,
+          .timeout_ms = 300'000,
+          .backoff_ms = 1000,
+          .max_backoff_ms = 300'000,
+          .created_at = 1'700'000'000'000,
+          .updated_at = 1'700'000'001'000,
+          .group = "g-1"};
+}
+
+TEST_CASE("python: claw.py's golden files of groups and dependencies are the C++ codec's bytes") {
+  using wire::DependencyPolicy;
+  const wire::ClientRequest submit{
+      wire::SubmitRequest{.rid = 2,
+                          .type = "reduce",
+                          .key = "k-1",
+                          .after = {"j-1", "j-2"},
+                          .after_policy = DependencyPolicy::kAllSettled}};
+  const wire::ClientRequest group_submit{wire::GroupSubmitRequest{
+      .rid = 3,
+      .jobs = {wire::JobSpec{.type = "map", .payload = "a b"},
+               wire::JobSpec{.type = "map", .payload = "b", .priority = 7, .after = {"#0"}}},
+      .follow_up = wire::JobSpec{.type = "reduce"},
+      .follow_up_policy = DependencyPolicy::kAllSucceeded,
+      .key = "wc-1"}};
+  const wire::ClientRequest group_status{
+      wire::GroupStatusRequest{.rid = 4, .id = "g-1", .members = false}};
+  for (const auto& [name, request] : {std::pair{"submit_after_request.hex", submit},
+                                      std::pair{"group_submit_request.hex", group_submit},
+                                      std::pair{"group_status_request.hex", group_status}}) {
+    CheckPythonGolden(name, wire::Encode(request),
+                      [&](auto frames) { return RequestIs(frames, request); });
+  }
+
+  wire::ClientReply accepted{.command = wire::ClientCommand::kGroupSubmit,
+                             .rid = 3,
+                             .status = wire::StatusCode::kAccepted};
+  accepted.id = "g-1";
+  accepted.ids = std::vector<std::string>{"j-1", "j-2"};
+  accepted.follow_up_id = "j-3";
+  auto done = GoldenJob("j-1", "map", wire::JobState::kSucceeded, 1);
+  done.worker = "w1";
+  done.result = "1 a";
+  auto dead = GoldenJob("j-2", "map", wire::JobState::kDead, 1);
+  dead.worker = "w1";
+  dead.error = "boom";
+  auto follow_up = GoldenJob("j-3", "reduce", wire::JobState::kQueued, 0);
+  follow_up.follow_up = true;
+  follow_up.after = {"j-1", "j-2"};
+  follow_up.after_policy = DependencyPolicy::kAllSettled;
+  wire::ClientReply status{.command = wire::ClientCommand::kGroupStatus, .rid = 5};
+  status.group = wire::GroupInfo{.id = "g-1",
+                                 .total = 2,
+                                 .counts = {{"cancelled", 0},
+                                            {"dead", 1},
+                                            {"queued", 0},
+                                            {"running", 0},
+                                            {"scheduled", 0},
+                                            {"succeeded", 1},
+                                            {"waiting", 0}},
+                                 .settled = 2,
+                                 .members = std::vector<wire::JobInfo>{done, dead},
+                                 .follow_up = follow_up};
+  for (const auto& [name, reply] : {std::pair{"group_submit_accepted_reply.hex", accepted},
+                                    std::pair{"group_status_reply.hex", status}}) {
+    CheckPythonGolden(name, wire::Encode(reply), [&](auto frames) {
+      auto decoded = wire::DecodeClientReply(frames);
+      return decoded && *decoded == reply;
+    });
+  }
+
+  const wire::WorkerMessage job{
+      wire::JobDispatch{.id = "j-3",
+                        .type = "reduce",
+                        .lease = 7,
+                        .attempt = 1,
+                        .timeout_ms = 300'000,
+                        .priority = 5,
+                        .inputs = {{.id = "j-1", .state = "succeeded", .result = "1 a"},
+                                   {.id = "j-2", .state = "dead", .error = "boom"}}}};
+  CheckPythonGolden("job_dispatch_inputs.hex", wire::Encode(job), [&](auto frames) {
+    auto decoded = wire::DecodeWorkerMessage(frames);
+    return decoded && *decoded == job;
+  });
 }
 
 TEST_CASE("python: claw.py encodes and decodes every golden file byte for byte") {
@@ -178,6 +315,110 @@ TEST_CASE("python: client and worker move past an endpoint where no broker answe
   INFO("python worker log:\n", ReadFile(c.Path("py-worker.log")));
   CHECK(run.code == 0);
   CHECK(run.out == "MOVED ON");
+}
+
+// The map step of examples/mapreduce.py as a shell command: "count word" lines; a text that
+// says FAIL fails permanently (exit 100).
+const std::string kMapExec =
+    "input=$(cat); case \"$input\" in *FAIL*) echo 'cannot map' >&2; exit 100;; esac; "
+    "printf '%s' \"$input\" | tr -cs A-Za-z '\\n' | tr A-Z a-z | grep . | sort | uniq -c";
+
+// Writes the texts to files in the cluster's directory and returns their paths.
+std::vector<std::string> WriteTexts(Cluster& c, const std::vector<std::string>& texts) {
+  std::vector<std::string> paths;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    paths.push_back(c.Path("text-" + std::to_string(i) + ".txt"));
+    std::ofstream(paths.back()) << texts[i];
+  }
+  return paths;
+}
+
+Process StartReduceWorker(Cluster& c) {
+  return Process::Start(
+      Python("examples/mapreduce.py", {"--broker", c.endpoint(), "worker", "--steps", "reduce"}),
+      c.Path("py-reduce.log"));
+}
+
+// "group g-1: maps j-1 j-2, reduce j-3" from mapreduce.py's stderr: the map ids and the reduce's.
+std::pair<std::vector<std::string>, std::string> GroupIds(const std::string& err) {
+  const auto at = err.find("group g-");
+  REQUIRE(at != std::string::npos);
+  std::istringstream line(err.substr(at, err.find('\n', at) - at));
+  std::string word;
+  std::vector<std::string> maps;
+  line >> word >> word >> word;  // "group", "g-N:", "maps"
+  while (line >> word && word.back() != ',') maps.push_back(word);
+  maps.push_back(word.substr(0, word.size() - 1));
+  line >> word >> word;  // "reduce", its id
+  return {maps, word};
+}
+
+TEST_CASE(
+    "python: a python group's maps run on a c++ exec worker, its reduce on a python worker "
+    "that gets every map's outcome") {
+  RequirePython();
+  Cluster c;
+  c.StartBroker();
+  c.StartWorker("w1", "wc-map", kMapExec, {"--capacity", "2"});
+  auto reducer = StartReduceWorker(c);
+  const auto files = WriteTexts(c, {"The quick brown fox", "the lazy dog, the END.",
+                                    "FAIL: this one is not counted", "fox fox\nFox", "end"});
+  std::vector<std::string> args = {"--broker", c.endpoint(), "submit", "--timeout", "60", "--json"};
+  args.insert(args.end(), files.begin(), files.end());
+  auto run = Run(Python("examples/mapreduce.py", args));
+  INFO(run.err);
+  INFO("python worker log:\n", ReadFile(c.Path("py-reduce.log")));
+  REQUIRE(run.code == 0);
+  const auto [maps, reduce_id] = GroupIds(run.err);
+  REQUIRE(maps.size() == 5);
+
+  const auto result = nlohmann::json::parse(run.out);
+  const nlohmann::json counts = {{"brown", 1}, {"dog", 1},   {"end", 2}, {"fox", 4},
+                                 {"lazy", 1},  {"quick", 1}, {"the", 3}};
+  CHECK(result["counts"] == counts);
+  CHECK(result["inputs"] == nlohmann::json(maps));  // every member, in order
+  REQUIRE(result["failed"].size() == 1);
+  CHECK(result["failed"][maps[2]].get<std::string>().find("cannot map") != std::string::npos);
+
+  CHECK(c.Json({"status", maps[0]})["worker"] == "w1");
+  CHECK(c.State(maps[2]) == "dead");
+  auto reduce = c.Json({"status", reduce_id});
+  CHECK(reduce["state"] == "succeeded");
+  CHECK(reduce["worker"].get<std::string>().rfind("py-", 0) == 0);
+  CHECK(run.err.find("maps 5/5 settled, 1 failed") != std::string::npos);
+}
+
+TEST_CASE("python: under all_succeeded a failed map cancels the python reduce") {
+  RequirePython();
+  Cluster c;
+  c.StartBroker();
+  c.StartWorker("w1", "wc-map", kMapExec);
+  auto reducer = StartReduceWorker(c);
+  const auto files = WriteTexts(c, {"one two", "FAIL"});
+  auto run = Run(Python("examples/mapreduce.py", {"--broker", c.endpoint(), "submit", "--timeout",
+                                                  "60", "--all-succeeded", files[0], files[1]}));
+  INFO(run.err);
+  CHECK(run.code == 4);  // exit_codes.client JOB_CANCELLED
+  const auto [maps, reduce_id] = GroupIds(run.err);
+  CHECK(c.State(maps[0]) == "succeeded");
+  CHECK(c.State(reduce_id) == "cancelled");
+  CHECK(c.Json({"status", reduce_id})["attempts"] == 0);  // it never ran
+}
+
+TEST_CASE("python: a three-level chain submitted with after runs in order with its inputs") {
+  RequirePython();
+  Cluster c;
+  c.StartBroker();
+  auto run = Run(Python("tests/dag.py", {c.endpoint(), "py-dag"}));
+  INFO(run.err);
+  CHECK(run.code == 0);
+  const auto first_line = run.out.substr(0, run.out.find('\n'));
+  CHECK(first_line == "c(a,b(a))");
+  auto jobs = c.Json({"list", "--type", "py-dag"});
+  REQUIRE(jobs.size() == 3);
+  const auto a = jobs[2]["id"].get<std::string>();  // newest first
+  const auto b = jobs[1]["id"].get<std::string>();
+  CHECK(run.out == first_line + "\n" + a + "," + b + " all_settled\n");
 }
 
 }  // namespace

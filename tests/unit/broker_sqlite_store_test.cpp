@@ -138,6 +138,15 @@ TEST_CASE("a batch of inserts round-trips every field exactly") {
   full.timeout_ms = std::numeric_limits<std::uint64_t>::max();
   full.max_backoff_ms = std::numeric_limits<std::uint64_t>::max() - 1;
   full.created_at = -5;
+  full.links.edit().group = 2;
+  full.links.edit().follow_up = true;
+  full.links.edit().after = {1, 3, std::numeric_limits<Seq>::max()};
+  full.links.edit().after_policy = wire::DependencyPolicy::kAllSettled;
+  full.links.edit().hash_key = "customer-9";
+  full.links.edit().required = {{"gpu", "true"}, {"zone", "eu=1"}};
+  full.links.edit().zone = "eu-1";
+  full.links.edit().locality = "same-zone";
+  full.links.edit().max_rtt_ms = 25;
 
   Job empty_optionals = MakeJob(3, JobState::kSucceeded);
   empty_optionals.result = "";
@@ -239,7 +248,7 @@ TEST_CASE("an insert and updates of the same job in one batch leave its last sta
   CHECK(AllJobs(*store) == std::vector<Job>{job});
 }
 
-TEST_CASE("LoadUnfinished returns only queued, scheduled and running jobs, in seq order") {
+TEST_CASE("LoadUnfinished returns only queued, scheduled, waiting and running jobs, in order") {
   TempDir dir;
   auto store = OpenStore(dir.File("jobs.db"));
   ApplyOk(*store, Inserts({
@@ -250,14 +259,15 @@ TEST_CASE("LoadUnfinished returns only queued, scheduled and running jobs, in se
                       MakeJob(3, JobState::kDead),
                       MakeJob(5, JobState::kCancelled),
                       MakeJob(7, JobState::kQueued),
+                      MakeJob(8, JobState::kWaiting),
                   }));
   auto unfinished = store->LoadUnfinished();
   REQUIRE(unfinished.has_value());
-  CHECK(Seqs(*unfinished) == std::vector<Seq>{2, 4, 6, 7});
+  CHECK(Seqs(*unfinished) == std::vector<Seq>{2, 4, 6, 7, 8});
   CHECK(unfinished->front() == MakeJob(2, JobState::kScheduled));
 }
 
-TEST_CASE("CountByState reports all six states, zero for those with no job") {
+TEST_CASE("CountByState reports every state, zero for those with no job") {
   TempDir dir;
   auto store = OpenStore(dir.File("jobs.db"));
   auto empty = store->CountByState();
@@ -280,6 +290,7 @@ TEST_CASE("CountByState reports all six states, zero for those with no job") {
   const std::map<JobState, std::uint64_t> expected = {
       {JobState::kQueued, 2},    {JobState::kScheduled, 1}, {JobState::kRunning, 1},
       {JobState::kSucceeded, 3}, {JobState::kDead, 1},      {JobState::kCancelled, 0},
+      {JobState::kWaiting, 0},
   };
   CHECK(*counts == expected);
 }
@@ -547,6 +558,70 @@ TEST_CASE("migration 2 keeps every job of a version 1 file and still refuses a d
   dup.key = "k1";
   CHECK(!store->Apply(WriteBatch{{{true, dup}}}).has_value());
   CHECK(store->Apply(WriteBatch{{{true, MakeJob(4)}, {true, MakeJob(5)}}}).has_value());
+}
+
+TEST_CASE("ListGroup returns a group's jobs in seq order and nothing else") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  std::vector<Job> jobs;
+  for (Seq seq = 1; seq <= 6; ++seq) {
+    Job job = MakeJob(seq);
+    if (seq >= 2 && seq <= 4) job.links.edit().group = 2;
+    jobs.push_back(job);
+  }
+  jobs[3].links.edit().follow_up = true;
+  jobs[3].links.edit().after = {2, 3};
+  ApplyOk(*store, Inserts(jobs));
+  auto group = store->ListGroup(2);
+  REQUIRE(group.has_value());
+  CHECK(Seqs(*group) == std::vector<Seq>{2, 3, 4});
+  CHECK(group->back().links.value().follow_up);
+  CHECK(group->back().links.value().after == std::vector<Seq>{2, 3});
+  auto none = store->ListGroup(5);
+  REQUIRE(none.has_value());
+  CHECK(none->empty());
+}
+
+TEST_CASE("ListExpired lists finished jobs older than the cutoff, oldest first, up to the limit") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  std::vector<Job> jobs = {
+      MakeJob(1, JobState::kSucceeded), MakeJob(2, JobState::kDead),
+      MakeJob(3, JobState::kCancelled), MakeJob(4, JobState::kQueued),
+      MakeJob(5, JobState::kSucceeded), MakeJob(6, JobState::kRunning),
+  };
+  const std::array<std::int64_t, 6> updated = {300, 100, 200, 50, 5000, 60};
+  for (std::size_t i = 0; i < jobs.size(); ++i) jobs[i].updated_at = updated[i];
+  jobs[0].key = "k-1";
+  ApplyOk(*store, Inserts(jobs));
+  auto expired = store->ListExpired(1000, 10);
+  REQUIRE(expired.has_value());
+  std::vector<Seq> seqs;
+  for (const auto& job : *expired) seqs.push_back(job.seq);
+  CHECK(seqs == std::vector<Seq>{2, 3, 1});  // 4 and 6 are unfinished, 5 is too new
+  CHECK(expired->back().key == "k-1");
+  CHECK(expired->front().state == JobState::kDead);
+  auto limited = store->ListExpired(1000, 2);
+  REQUIRE(limited.has_value());
+  CHECK(limited->size() == 2);
+}
+
+TEST_CASE("a remove write deletes the job in the same transaction as the rest of its batch") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  ApplyOk(*store, Inserts({MakeJob(1, JobState::kSucceeded), MakeJob(2)}));
+  WriteBatch batch;
+  batch.writes.push_back({.insert = true, .job = MakeJob(3)});
+  batch.writes.push_back({.job = MakeJob(1), .remove = true});
+  ApplyOk(*store, batch);
+  CHECK_FALSE(store->Get(1)->has_value());
+  CHECK(store->Get(3)->has_value());
+  // A batch that fails later keeps the row its removal named.
+  WriteBatch failing;
+  failing.writes.push_back({.job = MakeJob(2), .remove = true});
+  failing.writes.push_back({.insert = true, .job = MakeJob(3)});  // duplicate seq
+  CHECK_FALSE(store->Apply(failing).has_value());
+  CHECK(store->Get(2)->has_value());
 }
 
 }  // namespace

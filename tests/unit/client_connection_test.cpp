@@ -7,9 +7,13 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -19,6 +23,7 @@
 #include "client/cli.hpp"
 #include "client/connection.hpp"
 #include "schema/transport.hpp"
+#include "tests/unit/temp_dir.hpp"
 
 namespace claw::client {
 namespace {
@@ -528,6 +533,356 @@ TEST_CASE("claw-client exits 2 on bad flags, naming a bad state") {
   CHECK(run.code == 2);
   CHECK(run.err.find("'sleeping'") != std::string::npos);
   CHECK(RunClaw({"--help"}).code == 0);
+}
+
+// ---- groups ----
+
+TEST_CASE("a GROUP_SUBMIT without a key gets a random one and keeps it when resent") {
+  FakeBroker broker([](const wire::ClientRequest& request, std::size_t seen) {
+    if (seen == 0) return std::vector<wire::ClientReply>();  // the reply is "lost"
+    auto accepted = Reply(request, wire::StatusCode::kAccepted);
+    accepted.id = "g-1";
+    return std::vector{accepted};
+  });
+  Connection connection({broker.endpoint()}, milliseconds(200));
+  const auto reply =
+      connection.Call(wire::GroupSubmitRequest{.jobs = {wire::JobSpec{.type = "t"}}});
+  REQUIRE(reply);
+  CHECK(reply->id == "g-1");
+  const auto requests = broker.requests();
+  REQUIRE(requests.size() == 2);
+  const auto& first = std::get<wire::GroupSubmitRequest>(requests[0]);
+  REQUIRE(first.key);
+  CHECK(first.key->starts_with("auto-"));
+  CHECK(std::get<wire::GroupSubmitRequest>(requests[1]).key == first.key);
+}
+
+// A broker holding one group g-1 of `total` members: each GROUP_STATUS settles one more member
+// (as `outcome`), and the follow-up j-9 (if any) ends as `follow_up` once all have settled.
+Script OneGroup(std::uint64_t total, wire::JobState outcome,
+                std::optional<wire::JobState> follow_up) {
+  auto polls = std::make_shared<std::uint64_t>(0);
+  return [=](const wire::ClientRequest& request, std::size_t) {
+    if (std::holds_alternative<wire::GroupSubmitRequest>(request)) {
+      auto accepted = Reply(request, wire::StatusCode::kAccepted);
+      accepted.id = "g-1";
+      accepted.ids = std::vector<std::string>{"j-1", "j-2"};
+      if (follow_up) accepted.follow_up_id = "j-9";
+      return std::vector{accepted};
+    }
+    const auto& status = std::get<wire::GroupStatusRequest>(request);
+    wire::GroupInfo group{.id = status.id, .total = total};
+    group.settled = std::min(++*polls, total);
+    for (const auto& state : wire::kJobStates) group.counts[std::string(state.name)] = 0;
+    group.counts[std::string(wire::Name(outcome))] = group.settled;
+    group.counts["running"] = total - group.settled;
+    if (status.members) {
+      group.members.emplace();
+      for (std::uint64_t i = 1; i <= total; ++i) {
+        group.members->push_back(Job("j-" + std::to_string(i), outcome));
+      }
+    }
+    if (follow_up) {
+      group.follow_up = Job("j-9", group.settled == total ? *follow_up : wire::JobState::kWaiting);
+      group.follow_up->follow_up = true;
+      group.follow_up->group = "g-1";
+      if (group.follow_up->state == wire::JobState::kSucceeded) group.follow_up->result = "sum 3\n";
+    }
+    auto reply = Reply(request, wire::StatusCode::kOk);
+    reply.group = std::move(group);
+    return std::vector{reply};
+  };
+}
+
+TEST_CASE("claw-client group submit sends every line of a file as a member, and the follow-up") {
+  testing::TempDir dir;
+  {
+    std::ofstream file(dir.File("members.jsonl"));
+    file << R"({"payload": "a", "priority": "high", "after": []})" << '\n'
+         << '\n'
+         << R"({"type": "other", "payload": "b", "timeout": "30s", "after": ["#0"]})" << '\n';
+  }
+  FakeBroker broker(OneGroup(2, wire::JobState::kSucceeded, wire::JobState::kSucceeded));
+  const auto run = RunClaw({"--broker", broker.endpoint(), "group", "submit",
+                            dir.File("members.jsonl"), "--type", "map", "--max-attempts", "2",
+                            "--then", "reduce", "--then-payload", "go", "--key", "k-1"});
+  CHECK(run.code == 0);
+  CHECK(run.out == "g-1\n");
+  const auto request = std::get<wire::GroupSubmitRequest>(broker.requests().at(0));
+  REQUIRE(request.jobs.size() == 2);
+  CHECK(request.jobs[0].type == "map");
+  CHECK(request.jobs[0].payload == "a");
+  CHECK(request.jobs[0].priority == 7u);
+  CHECK(request.jobs[0].max_attempts == 2u);
+  CHECK(request.jobs[1].type == "other");
+  CHECK(request.jobs[1].timeout_ms == 30000u);
+  CHECK(request.jobs[1].after == std::vector<std::string>{"#0"});
+  REQUIRE(request.follow_up);
+  CHECK(request.follow_up->type == "reduce");
+  CHECK(request.follow_up->payload == "go");
+  CHECK(request.follow_up_policy == wire::DependencyPolicy::kAllSettled);
+  CHECK(request.key == "k-1");
+}
+
+TEST_CASE("claw-client group submit of a folder makes a member per file, in name order") {
+  testing::TempDir dir;
+  std::filesystem::create_directory(dir.File("texts"));
+  std::ofstream(dir.File("texts/b.txt")) << "second";
+  std::ofstream(dir.File("texts/a.txt")) << "first";
+  std::filesystem::create_directory(dir.File("texts/sub"));
+  FakeBroker broker(OneGroup(2, wire::JobState::kSucceeded, std::nullopt));
+  const auto run =
+      RunClaw({"--broker", broker.endpoint(), "--json", "group", "submit", dir.File("texts"),
+               "--type", "map", "--require", "disk=ssd", "--then", "reduce", "--then-policy",
+               "all_succeeded", "--then-require", "role=coordinator"});
+  CHECK(run.code == 0);
+  const auto json = nlohmann::json::parse(run.out);
+  CHECK(json["id"] == "g-1");
+  CHECK(json["ids"] == nlohmann::json{"j-1", "j-2"});
+  const auto request = std::get<wire::GroupSubmitRequest>(broker.requests().at(0));
+  REQUIRE(request.jobs.size() == 2);
+  CHECK(request.jobs[0].payload == "first");
+  CHECK(request.jobs[1].payload == "second");
+  CHECK(request.follow_up_policy == wire::DependencyPolicy::kAllSucceeded);
+  // The follow-up is pinned to the coordinator; the members keep their own requirement.
+  CHECK(request.jobs[0].required == wire::Labels{{"disk", "ssd"}});
+  CHECK(request.follow_up->required == wire::Labels{{"role", "coordinator"}});
+  CHECK(RunClaw({"--broker", broker.endpoint(), "group", "submit", dir.File("texts")}).code == 2);
+}
+
+TEST_CASE("claw-client group submit refuses a bad line, naming it, without sending anything") {
+  testing::TempDir dir;
+  std::ofstream(dir.File("members.jsonl")) << "{\"type\": \"t\"}\n{\"type\": \"t\", \"prio\": 1}\n";
+  FakeBroker broker(OneGroup(1, wire::JobState::kSucceeded, std::nullopt));
+  const auto run =
+      RunClaw({"--broker", broker.endpoint(), "group", "submit", dir.File("members.jsonl")});
+  CHECK(run.code == 2);
+  CHECK(run.err.find("line 2: unknown key 'prio'") != std::string::npos);
+  CHECK(broker.requests().empty());
+}
+
+TEST_CASE("claw-client group wait polls the counts, then prints the follow-up's result") {
+  FakeBroker broker(OneGroup(3, wire::JobState::kSucceeded, wire::JobState::kSucceeded));
+  const auto run = RunClaw({"--broker", broker.endpoint(), "group", "wait", "g-1"});
+  CHECK(run.code == 0);
+  CHECK(run.out == "sum 3\n");
+  CHECK(run.err.find("g-1 1/3 settled") != std::string::npos);
+  CHECK(run.err.find("g-1 3/3 settled (succeeded 3), follow-up j-9 succeeded") !=
+        std::string::npos);
+  for (const auto& request : broker.requests()) {
+    CHECK_FALSE(std::get<wire::GroupStatusRequest>(request).members);
+  }
+}
+
+TEST_CASE("claw-client group wait exits with the follow-up's outcome, or the members'") {
+  FakeBroker dead_follow_up(OneGroup(1, wire::JobState::kSucceeded, wire::JobState::kDead));
+  CHECK(RunClaw({"--broker", dead_follow_up.endpoint(), "group", "wait", "g-1"}).code == 3);
+  FakeBroker dead_member(OneGroup(2, wire::JobState::kDead, std::nullopt));
+  const auto dead = RunClaw({"--broker", dead_member.endpoint(), "group", "wait", "g-1"});
+  CHECK(dead.code == 3);
+  CHECK(dead.err.find("g-1: 2 dead, 0 cancelled of 2") != std::string::npos);
+  FakeBroker cancelled(OneGroup(1, wire::JobState::kCancelled, std::nullopt));
+  CHECK(RunClaw({"--broker", cancelled.endpoint(), "group", "wait", "g-1"}).code == 4);
+}
+
+TEST_CASE("claw-client group wait times out with exit 5 and the group going on") {
+  FakeBroker broker(OneGroup(1000, wire::JobState::kSucceeded, std::nullopt));
+  const auto run =
+      RunClaw({"--broker", broker.endpoint(), "group", "wait", "g-1", "--timeout", "500ms"});
+  CHECK(run.code == 5);
+  CHECK(run.err.find("the group goes on") != std::string::npos);
+}
+
+TEST_CASE("claw-client group status lists the members and --json gives the group") {
+  FakeBroker broker(OneGroup(2, wire::JobState::kSucceeded, wire::JobState::kSucceeded));
+  const auto text = RunClaw({"--broker", broker.endpoint(), "group", "status", "g-1"});
+  CHECK(text.code == 0);
+  CHECK(text.out.find("settled:   1/2") != std::string::npos);
+  CHECK(text.out.find("follow-up: j-9 t waiting") != std::string::npos);
+  CHECK(text.out.find("ID   STATE") != std::string::npos);
+  const auto json = nlohmann::json::parse(
+      RunClaw({"--broker", broker.endpoint(), "--json", "group", "status", "g-1"}).out);
+  CHECK(json["id"] == "g-1");
+  CHECK(json["total"] == 2);
+  CHECK(json["members"].size() == 2);
+  CHECK(json["follow_up"]["state"] == "succeeded");
+  CHECK(json["follow_up"]["follow_up"] == true);
+}
+
+TEST_CASE("claw-client submit --after sends the dependencies and the policy") {
+  FakeBroker broker(OneJob(wire::JobState::kQueued));
+  const auto run = RunClaw({"--broker", broker.endpoint(), "submit", "--type", "t", "--after",
+                            "j-1", "--after", "j-2", "--after-policy", "all_settled"});
+  CHECK(run.code == 0);
+  const auto submit = std::get<wire::SubmitRequest>(broker.requests().at(0));
+  CHECK(submit.after == std::vector<std::string>{"j-1", "j-2"});
+  CHECK(submit.after_policy == wire::DependencyPolicy::kAllSettled);
+  CHECK(RunClaw({"submit", "--type", "t", "--after-policy", "some"}).code == 2);
+}
+
+// ---- placement, drain and the cluster ----
+
+TEST_CASE("claw-client submit sends the placement flags") {
+  FakeBroker broker(OneJob(wire::JobState::kQueued));
+  const auto run =
+      RunClaw({"--broker", broker.endpoint(), "submit", "--type", "render", "--hash-key", "user-7",
+               "--require", "gpu=true", "--require", "disk=ssd", "--zone", "eu-1", "--locality",
+               "same-zone", "--max-rtt", "20ms"});
+  CHECK(run.code == 0);
+  const auto submit = std::get<wire::SubmitRequest>(broker.requests().at(0));
+  CHECK(submit.hash_key == "user-7");
+  CHECK(submit.required == wire::Labels{{"disk", "ssd"}, {"gpu", "true"}});
+  CHECK(submit.zone == "eu-1");
+  CHECK(submit.locality == "same-zone");
+  CHECK(submit.max_rtt_ms == 20u);
+}
+
+TEST_CASE("claw-client submit without placement flags sends no placement") {
+  FakeBroker broker(OneJob(wire::JobState::kQueued));
+  CHECK(RunClaw({"--broker", broker.endpoint(), "submit", "--type", "t"}).code == 0);
+  const auto submit = std::get<wire::SubmitRequest>(broker.requests().at(0));
+  CHECK_FALSE(submit.hash_key);
+  CHECK(submit.required.empty());
+  CHECK_FALSE(submit.zone);
+  CHECK_FALSE(submit.locality);
+  CHECK_FALSE(submit.max_rtt_ms);
+}
+
+TEST_CASE("claw-client submit exits 2 on bad placement flags, sending nothing") {
+  FakeBroker broker(OneJob(wire::JobState::kQueued));
+  const auto submit = [&](std::vector<std::string> flags) {
+    std::vector<std::string> args = {"--broker", broker.endpoint(), "submit", "--type", "t"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    return RunClaw(args);
+  };
+  const auto no_value = submit({"--require", "gpu"});
+  CHECK(no_value.code == 2);
+  CHECK(no_value.err.find("expected key=value") != std::string::npos);
+  const auto twice = submit({"--require", "gpu=true", "--require", "gpu=false"});
+  CHECK(twice.code == 2);
+  CHECK(twice.err == "claw-client: requirement 'gpu' is given twice\n");
+  CHECK(submit({"--locality", "nearby"}).code == 2);
+  CHECK(submit({"--max-rtt", "20"}).code == 2);
+  CHECK(broker.requests().empty());
+}
+
+TEST_CASE("claw-client group submit takes placement defaults that members may override") {
+  testing::TempDir dir;
+  std::ofstream(dir.File("members.jsonl"))
+      << "{}\n"
+      << R"({"requires": {"cpu": "arm"}, "zone": "us-2", "max_rtt": "5ms"})" << '\n';
+  FakeBroker broker(OneGroup(2, wire::JobState::kSucceeded, std::nullopt));
+  const auto run = RunClaw({"--broker", broker.endpoint(), "group", "submit",
+                            dir.File("members.jsonl"), "--type", "render", "--require", "gpu=true",
+                            "--zone", "eu-1", "--locality", "cross-zone", "--hash-key", "batch-1"});
+  CHECK(run.code == 0);
+  const auto request = std::get<wire::GroupSubmitRequest>(broker.requests().at(0));
+  REQUIRE(request.jobs.size() == 2);
+  CHECK(request.jobs[0].required == wire::Labels{{"gpu", "true"}});
+  CHECK(request.jobs[0].zone == "eu-1");
+  CHECK(request.jobs[0].locality == "cross-zone");
+  CHECK(request.jobs[0].hash_key == "batch-1");
+  CHECK_FALSE(request.jobs[0].max_rtt_ms);
+  CHECK(request.jobs[1].required == wire::Labels{{"cpu", "arm"}});
+  CHECK(request.jobs[1].zone == "us-2");
+  CHECK(request.jobs[1].locality == "cross-zone");
+  CHECK(request.jobs[1].max_rtt_ms == 5u);
+}
+
+TEST_CASE("claw-client status shows why a queued job waits, and --json carries the reason") {
+  const std::string reason = "needs gpu=true: none of the 2 workers for type 'render' has it";
+  FakeBroker broker([&](const wire::ClientRequest& request, std::size_t) {
+    auto job = Job("j-1", wire::JobState::kQueued);
+    job.required = {{"gpu", "true"}};
+    job.waiting_reason = reason;
+    return std::vector{JobReply(request, job)};
+  });
+  const auto text = RunClaw({"--broker", broker.endpoint(), "status", "j-1"});
+  CHECK(text.code == 0);
+  CHECK(text.out.find("requires: gpu=true\n") != std::string::npos);
+  CHECK(text.out.find("waiting:  " + reason + "\n") != std::string::npos);
+  const auto json = nlohmann::json::parse(
+      RunClaw({"--broker", broker.endpoint(), "--json", "status", "j-1"}).out);
+  CHECK(json["waiting_reason"] == reason);
+  CHECK(json["requires"]["gpu"] == "true");
+}
+
+// A broker with one worker, "w1", running two jobs: DRAIN moves them, DRAIN of another worker is
+// NOT_FOUND, CLUSTER shows w1.
+Script OneWorker() {
+  return [](const wire::ClientRequest& request, std::size_t) {
+    if (const auto* drain = std::get_if<wire::DrainRequest>(&request)) {
+      if (drain->worker != "w1") {
+        return std::vector{
+            Refusal(request, wire::StatusCode::kNotFound, "no worker " + drain->worker)};
+      }
+      auto reply = Reply(request, wire::StatusCode::kOk);
+      reply.moved = drain->drain ? 2 : 0;
+      return std::vector{reply};
+    }
+    auto reply = Reply(request, wire::StatusCode::kOk);
+    wire::ClusterInfo cluster{.role = "standalone",
+                              .strategy = "round-robin",
+                              .workers_total = 1,
+                              .workers_active = 1,
+                              .capacity_total = 4,
+                              .capacity_in_use = 2};
+    cluster.jobs = {{"running", 2}};
+    cluster.workers = {{.id = "w1",
+                        .types = {"render"},
+                        .capacity = 4,
+                        .in_use = 2,
+                        .labels = {{"gpu", "true"}, {"zone", "eu-1"}},
+                        .breaker = "half-open",
+                        .rtt_ms = 7,
+                        .draining = true}};
+    reply.cluster = cluster;
+    return std::vector{reply};
+  };
+}
+
+TEST_CASE("claw-client drain reports the jobs moved, and --undo puts the worker back") {
+  FakeBroker broker(OneWorker());
+  const auto drained = RunClaw({"--broker", broker.endpoint(), "drain", "w1"});
+  CHECK(drained.code == 0);
+  CHECK(drained.out == "drained w1: 2 running jobs moved to other workers\n");
+  const auto undone = RunClaw({"--broker", broker.endpoint(), "drain", "w1", "--undo"});
+  CHECK(undone.code == 0);
+  CHECK(undone.out == "w1 back in service\n");
+  const auto requests = broker.requests();
+  REQUIRE(requests.size() == 2);
+  CHECK(std::get<wire::DrainRequest>(requests[0]).worker == "w1");
+  CHECK(std::get<wire::DrainRequest>(requests[0]).drain);
+  CHECK_FALSE(std::get<wire::DrainRequest>(requests[1]).drain);
+  const auto json =
+      nlohmann::json::parse(RunClaw({"--broker", broker.endpoint(), "--json", "drain", "w1"}).out);
+  CHECK(json == nlohmann::json{{"worker", "w1"}, {"draining", true}, {"moved", 2}});
+}
+
+TEST_CASE("claw-client drain of an unknown worker prints NOT_FOUND and exits 7") {
+  FakeBroker broker(OneWorker());
+  const auto run = RunClaw({"--broker", broker.endpoint(), "drain", "w9"});
+  CHECK(run.code == 7);
+  CHECK(run.err == "claw-client: NOT_FOUND: no worker w9\n");
+  CHECK(RunClaw({"--broker", broker.endpoint(), "drain"}).code == 2);
+}
+
+TEST_CASE("claw-client cluster shows the strategy and each worker's state") {
+  FakeBroker broker(OneWorker());
+  const auto text = RunClaw({"--broker", broker.endpoint(), "cluster"});
+  CHECK(text.code == 0);
+  CHECK(text.out.find("strategy:  round-robin\n") != std::string::npos);
+  CHECK(text.out.find("workers:   1 of 1 active\n") != std::string::npos);
+  CHECK(text.out.find("tasks:     2 active\n") != std::string::npos);
+  CHECK(text.out.find("w1      render  2/4   eu-1  gpu=true  healthy  half-open  7ms  yes") !=
+        std::string::npos);
+  const auto json =
+      nlohmann::json::parse(RunClaw({"--broker", broker.endpoint(), "--json", "cluster"}).out);
+  CHECK(json["strategy"] == "round-robin");
+  CHECK(json["workers"][0]["breaker"] == "half-open");
+  CHECK(json["workers"][0]["rtt_ms"] == 7);
+  CHECK(json["workers"][0]["draining"] == true);
+  CHECK(json["workers"][0]["labels"]["zone"] == "eu-1");
 }
 
 }  // namespace

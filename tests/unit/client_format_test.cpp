@@ -12,6 +12,7 @@
 #include "client/exit_codes.hpp"
 #include "client/json_format.hpp"
 #include "client/payload_arg.hpp"
+#include "client/placement_arg.hpp"
 #include "client/text_format.hpp"
 
 namespace claw::client {
@@ -239,10 +240,11 @@ TEST_CASE("the status listing shows run_at for a scheduled job and sizes for bin
 TEST_CASE("the cluster report lists every state, the queues and the workers") {
   wire::ClusterInfo cluster;
   cluster.role = "active";
+  cluster.strategy = "least-loaded";
   cluster.epoch = 4;
-  cluster.workers_total = 1;
+  cluster.workers_total = 2;
   cluster.workers_active = 1;
-  cluster.capacity_total = 4;
+  cluster.capacity_total = 6;
   cluster.capacity_in_use = 1;
   cluster.jobs = {{"queued", 3}, {"running", 1}};
   cluster.queues = {{.type = "resize", .priority = 7, .depth = 3}};
@@ -251,20 +253,137 @@ TEST_CASE("the cluster report lists every state, the queues and the workers") {
                       .capacity = 4,
                       .in_use = 1,
                       .labels = {{"gpu", "true"}, {"zone", "eu-1"}},
-                      .last_seen_ms = 400}};
-  CHECK(FormatCluster(cluster) ==
-        "role:      active\n"
-        "epoch:     4\n"
-        "workers:   1 total, 1 active\n"
-        "capacity:  1 of 4 in use\n"
-        "jobs:      queued 3, scheduled 0, running 1, succeeded 0, dead 0, cancelled 0\n"
-        "malformed: 0\n"
-        "\n"
-        "TYPE    PRIORITY  DEPTH\n"
-        "resize  high      3\n"
-        "\n"
-        "WORKER  TYPES         CAPACITY  IN_USE  LABELS              LAST_SEEN\n"
-        "w-1     resize,thumb  4         1       gpu=true,zone=eu-1  0.4s ago\n");
+                      .last_seen_ms = 400,
+                      .rtt_ms = 3},
+                     {.id = "w-2",
+                      .types = {"resize"},
+                      .capacity = 2,
+                      .last_seen_ms = 9000,
+                      .breaker = "open",
+                      .health = "unhealthy",
+                      .draining = true}};
+  CHECK(
+      FormatCluster(cluster) ==
+      "role:      active\n"
+      "epoch:     4\n"
+      "strategy:  least-loaded\n"
+      "workers:   1 of 2 active\n"
+      "tasks:     1 active\n"
+      "capacity:  1 of 6 in use\n"
+      "jobs:      queued 3, scheduled 0, waiting 0, running 1, succeeded 0, dead 0, cancelled 0\n"
+      "malformed: 0\n"
+      "\n"
+      "TYPE    PRIORITY  DEPTH\n"
+      "resize  high      3\n"
+      "\n"
+      "WORKER  TYPES         LOAD  ZONE  LABELS    HEALTH     BREAKER  RTT  DRAINING  LAST_SEEN\n"
+      "w-1     resize,thumb  1/4   eu-1  gpu=true  healthy    closed   3ms  no        0.4s ago\n"
+      "w-2     resize        0/2   -     -         unhealthy  open     -    yes       9.0s ago\n");
+}
+
+TEST_CASE("the cluster's JSON has the strategy and each worker's health, breaker, RTT, draining") {
+  wire::ClusterInfo cluster;
+  cluster.strategy = "hash";
+  cluster.workers = {{.id = "w-1", .breaker = "half-open", .rtt_ms = 12, .draining = true},
+                     {.id = "w-2"}};
+  const auto json = ClusterToJson(cluster);
+  CHECK(json["strategy"] == "hash");
+  CHECK(json["workers"][0]["breaker"] == "half-open");
+  CHECK(json["workers"][0]["health"] == "healthy");
+  CHECK(json["workers"][0]["rtt_ms"] == 12);
+  CHECK(json["workers"][0]["draining"] == true);
+  CHECK(json["workers"][1]["rtt_ms"].is_null());
+  CHECK(json["workers"][1]["draining"] == false);
+}
+
+// A queued job that needs a GPU in eu-1 and nobody can take.
+wire::JobInfo PlacedJob() {
+  auto job = RunningJob();
+  job.state = wire::JobState::kQueued;
+  job.worker.clear();
+  job.progress.reset();
+  job.hash_key = "user-7";
+  job.required = {{"gpu", "true"}, {"disk", "ssd"}};
+  job.zone = "eu-1";
+  job.locality = "same-zone";
+  job.max_rtt_ms = 20;
+  job.waiting_reason = "needs gpu=true: none of the 2 workers for type 'resize' has it";
+  return job;
+}
+
+TEST_CASE("the status listing shows the placement and why a queued job waits") {
+  UseUtc();
+  CHECK(FormatJob(PlacedJob()) ==
+        "id:       j-12\n"
+        "type:     resize\n"
+        "state:    queued\n"
+        "priority: high\n"
+        "attempts: 1/5\n"
+        "timeout:  30s\n"
+        "backoff:  1s (max 5m)\n"
+        "hash_key: user-7\n"
+        "requires: disk=ssd, gpu=true\n"
+        "zone:     eu-1\n"
+        "locality: same-zone\n"
+        "max_rtt:  20ms\n"
+        "waiting:  needs gpu=true: none of the 2 workers for type 'resize' has it\n"
+        "created:  2023-11-14 22:13:20\n"
+        "updated:  2023-11-14 22:13:23\n");
+  const std::string plain = FormatJob(RunningJob());
+  for (const char* field : {"hash_key", "requires", "zone", "locality", "max_rtt", "waiting"}) {
+    CHECK(plain.find(field) == std::string::npos);
+  }
+}
+
+TEST_CASE("a job's JSON carries the placement fields and the waiting reason only when set") {
+  const auto json = JobToJson(PlacedJob());
+  CHECK(json["hash_key"] == "user-7");
+  CHECK(json["requires"] == nlohmann::json{{"disk", "ssd"}, {"gpu", "true"}});
+  CHECK(json["zone"] == "eu-1");
+  CHECK(json["locality"] == "same-zone");
+  CHECK(json["max_rtt_ms"] == 20);
+  CHECK(json["waiting_reason"] == "needs gpu=true: none of the 2 workers for type 'resize' has it");
+  const auto plain = JobToJson(RunningJob());
+  for (const char* key :
+       {"hash_key", "requires", "zone", "locality", "max_rtt_ms", "waiting_reason"}) {
+    CHECK_FALSE(plain.contains(key));
+  }
+}
+
+TEST_CASE("drain reports the jobs that moved, or that the worker is back in service") {
+  CHECK(FormatDrain("w1", true, 2) == "drained w1: 2 running jobs moved to other workers\n");
+  CHECK(FormatDrain("w1", true, 1) == "drained w1: 1 running job moved to another worker\n");
+  CHECK(FormatDrain("w1", true, 0) == "drained w1: no running job moved\n");
+  CHECK(FormatDrain("w1", false, 0) == "w1 back in service\n");
+}
+
+TEST_CASE("--require takes key=value, the value after the first '=' and possibly empty") {
+  CHECK(ParseRequirement("gpu=true") == std::pair{"gpu"s, "true"s});
+  CHECK(ParseRequirement("expr=a=b") == std::pair{"expr"s, "a=b"s});
+  CHECK(ParseRequirement("tag=") == std::pair{"tag"s, ""s});
+  CHECK_FALSE(ParseRequirement("gpu"));
+  CHECK_FALSE(ParseRequirement("=true"));
+  CHECK_FALSE(ParseRequirement("gpu=a\nb"));
+  CHECK(ParseRequirement("gpu").error().message ==
+        "bad requirement 'gpu': expected key=value, e.g. gpu=true");
+  const auto labels = ParseRequirements({"gpu=true", "zone=eu-1"});
+  REQUIRE(labels);
+  CHECK(*labels == wire::Labels{{"gpu", "true"}, {"zone", "eu-1"}});
+  const auto twice = ParseRequirements({"gpu=true", "gpu=false"});
+  REQUIRE_FALSE(twice);
+  CHECK(twice.error().message == "requirement 'gpu' is given twice");
+}
+
+TEST_CASE("--locality takes the three names and --max-rtt a duration that fits 32 bits") {
+  for (const auto name : kLocalities) CHECK(CheckLocality(name));
+  REQUIRE_FALSE(CheckLocality("nearby"));
+  CHECK(CheckLocality("nearby").error().message ==
+        "unknown locality 'nearby': expected same-zone, cross-zone or any");
+  CHECK(ParseMaxRtt("20ms") == 20u);
+  CHECK(ParseMaxRtt("1s") == 1000u);
+  CHECK(ParseMaxRtt("0") == 0u);
+  CHECK_FALSE(ParseMaxRtt("20"));
+  CHECK_FALSE(ParseMaxRtt("60d"));
 }
 
 TEST_CASE("the progress line draws a bar, the percent, the message, the job and the time") {

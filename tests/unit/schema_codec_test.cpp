@@ -48,12 +48,42 @@ JobInfo SampleJob(std::string id) {
   job.result = std::string("\x00\xffout", 5);
   job.payload = std::string("\x01\x02in", 4);
   job.progress = SampleProgress();
+  job.group = "g-5";
+  job.follow_up = true;
+  job.after = {"j-3", "j-4"};
+  job.after_policy = DependencyPolicy::kAllSettled;
+  job.hash_key = "customer-9";
+  job.required = {{"gpu", "true"}};
+  job.zone = "eu-1";
+  job.locality = "same-zone";
+  job.max_rtt_ms = 20;
+  job.waiting_reason = "needs gpu=true";
   return job;
+}
+
+JobSpec SampleSpec(std::string type) {
+  return JobSpec{.type = std::move(type),
+                 .payload = std::string("\x00map", 4),
+                 .priority = 2,
+                 .timeout_ms = 1'000,
+                 .max_attempts = 4,
+                 .backoff_ms = 20,
+                 .max_backoff_ms = 400,
+                 .run_at = 1'800'000'000'000,
+                 .delay_ms = 10,
+                 .after = {"#1", "j-3"},
+                 .after_policy = DependencyPolicy::kAllSettled,
+                 .hash_key = "customer-9",
+                 .required = {{"gpu", "true"}},
+                 .zone = "eu-1",
+                 .locality = "cross-zone",
+                 .max_rtt_ms = 20};
 }
 
 ClusterInfo SampleCluster() {
   ClusterInfo cluster;
   cluster.role = "standalone";
+  cluster.strategy = "least-loaded";
   cluster.epoch = 3;
   cluster.workers_total = 2;
   cluster.workers_active = 1;
@@ -67,13 +97,21 @@ ClusterInfo SampleCluster() {
                       .capacity = 4,
                       .in_use = 1,
                       .labels = {{"gpu", "true"}, {"zone", "eu-1"}},
-                      .last_seen_ms = 250},
+                      .last_seen_ms = 250,
+                      .breaker = "half-open",
+                      .health = "healthy",
+                      .rtt_ms = 3,
+                      .draining = true},
                      {.id = "w-eu-2",
                       .types = {"email"},
                       .capacity = 2,
                       .in_use = 0,
                       .labels = {{"zone", "eu-2"}},
-                      .last_seen_ms = 900}};
+                      .last_seen_ms = 900,
+                      .breaker = "open",
+                      .health = "unhealthy",
+                      .rtt_ms = 12,
+                      .draining = false}};
   cluster.malformed = 2;
   cluster.pair = PairInfo{.state = "active",
                           .peer_state = "passive",
@@ -108,6 +146,15 @@ JobRecord SampleRecord(std::uint64_t seq) {
   job.result = std::string("\x00\xffout", 5);
   job.progress = SampleProgress();
   job.checkpoint = std::string("page=\x00", 6);
+  job.links.edit().group = 5;
+  job.links.edit().follow_up = true;
+  job.links.edit().after = {3, 4};
+  job.links.edit().after_policy = DependencyPolicy::kAllSettled;
+  job.links.edit().hash_key = "customer-9";
+  job.links.edit().required = {{"gpu", "true"}};
+  job.links.edit().zone = "eu-1";
+  job.links.edit().locality = "same-zone";
+  job.links.edit().max_rtt_ms = 20;
   return job;
 }
 
@@ -126,7 +173,14 @@ ClientRequest SubmitSample() {
                        .max_backoff_ms = 10'000,
                        .key = "order-17",
                        .run_at = 1'800'000'000'000,
-                       .delay_ms = 30'000};
+                       .delay_ms = 30'000,
+                       .after = {"j-3"},
+                       .after_policy = DependencyPolicy::kAllSucceeded,
+                       .hash_key = "customer-9",
+                       .required = {{"gpu", "true"}, {"zone", "eu-1"}},
+                       .zone = "eu-1",
+                       .locality = "any",
+                       .max_rtt_ms = 50};
 }
 ClientRequest StatusSample() { return StatusRequest{.rid = 43, .id = "j-7"}; }
 ClientRequest ListSample() {
@@ -137,12 +191,31 @@ ClientRequest RetrySample() { return RetryRequest{.rid = 46, .id = "j-9"}; }
 ClientRequest ClusterSample() { return ClusterRequest{.rid = 47}; }
 ClientRequest WatchSample() { return WatchRequest{.rid = 48, .id = "j-10"}; }
 ClientRequest PingSample() { return PingRequest{.rid = 1ull << 40}; }
+ClientRequest GroupSubmitSample() {
+  return GroupSubmitRequest{.rid = 49,
+                            .jobs = {SampleSpec("map"), SampleSpec("map")},
+                            .follow_up = SampleSpec("reduce"),
+                            .follow_up_policy = DependencyPolicy::kAllSucceeded,
+                            .key = "wordcount-1"};
+}
+ClientRequest DrainSample() { return DrainRequest{.rid = 51, .worker = "w-eu-1", .drain = false}; }
+ClientRequest GroupStatusSample() {
+  return GroupStatusRequest{.rid = 50, .id = "g-5", .members = false};
+}
 
 const std::map<std::string, RequestSample>& RequestSamples() {
   static const std::map<std::string, RequestSample> samples = {
-      {"SUBMIT", SubmitSample}, {"STATUS", StatusSample}, {"LIST", ListSample},
-      {"CANCEL", CancelSample}, {"RETRY", RetrySample},   {"CLUSTER", ClusterSample},
-      {"WATCH", WatchSample},   {"PING", PingSample},
+      {"SUBMIT", SubmitSample},
+      {"STATUS", StatusSample},
+      {"LIST", ListSample},
+      {"CANCEL", CancelSample},
+      {"RETRY", RetrySample},
+      {"CLUSTER", ClusterSample},
+      {"WATCH", WatchSample},
+      {"PING", PingSample},
+      {"GROUP_SUBMIT", GroupSubmitSample},
+      {"GROUP_STATUS", GroupStatusSample},
+      {"DRAIN", DrainSample},
   };
   return samples;
 }
@@ -180,6 +253,29 @@ ClientReply PingReplySample() {
   return reply;
 }
 
+ClientReply GroupSubmitReplySample() {
+  ClientReply reply = ReplyBase(ClientCommand::kGroupSubmit, StatusCode::kAccepted);
+  reply.id = "g-5";
+  reply.ids = std::vector<std::string>{"j-5", "j-6"};
+  reply.follow_up_id = "j-7";
+  reply.existing = true;
+  return reply;
+}
+ClientReply GroupStatusReplySample() {
+  ClientReply reply = ReplyBase(ClientCommand::kGroupStatus, StatusCode::kOk);
+  GroupInfo group;
+  group.id = "g-5";
+  group.total = 2;
+  for (const auto& state : kJobStates) group.counts[std::string(state.name)] = 0;
+  group.counts["succeeded"] = 1;
+  group.counts["dead"] = 1;
+  group.settled = 2;
+  group.members = std::vector<JobInfo>{SampleJob("j-5"), SampleJob("j-6")};
+  group.follow_up = SampleJob("j-7");
+  reply.group = std::move(group);
+  return reply;
+}
+
 const std::map<std::string, ReplySample>& ReplySamples() {
   static const std::map<std::string, ReplySample> samples = {
       {"SUBMIT", SubmitReplySample},
@@ -190,6 +286,14 @@ const std::map<std::string, ReplySample>& ReplySamples() {
       {"CLUSTER", ClusterReplySample},
       {"WATCH", [] { return JobReplySample(ClientCommand::kWatch); }},
       {"PING", PingReplySample},
+      {"GROUP_SUBMIT", GroupSubmitReplySample},
+      {"GROUP_STATUS", GroupStatusReplySample},
+      {"DRAIN",
+       [] {
+         ClientReply reply = ReplyBase(ClientCommand::kDrain, StatusCode::kOk);
+         reply.moved = 2;
+         return reply;
+       }},
   };
   return samples;
 }
@@ -202,7 +306,9 @@ WorkerMessage ReadySample() {
                .capacity = 4,
                .labels = {{"gpu", "true"}, {"zone", "eu-1"}}};
 }
-WorkerMessage WelcomeSample() { return Welcome{.heartbeat_ms = 1500, .liveness = 4, .epoch = 3}; }
+WorkerMessage WelcomeSample() {
+  return Welcome{.heartbeat_ms = 1500, .liveness = 4, .epoch = 3, .checkpoint_interval_ms = 60'000};
+}
 WorkerMessage JobSample() {
   return JobDispatch{.id = "j-7",
                      .type = "resize.image",
@@ -211,7 +317,9 @@ WorkerMessage JobSample() {
                      .attempt = 2,
                      .timeout_ms = 60'000,
                      .priority = 7,
-                     .checkpoint = std::string("offset=\x00\x10", 9)};
+                     .checkpoint = std::string("offset=\x00\x10", 9),
+                     .inputs = {{.id = "j-5", .state = "succeeded", .result = "a 3", .error = "-"},
+                                {.id = "j-6", .state = "dead", .result = "", .error = "boom"}}};
 }
 WorkerMessage ProgressSample() {
   return ProgressReport{.id = "j-7",
@@ -229,7 +337,7 @@ WorkerMessage FailSample() {
 WorkerMessage CancelJobSample() {
   return CancelJob{.id = "j-7", .lease = kLease, .reason = "cancelled by a client"};
 }
-WorkerMessage HeartbeatSample() { return Heartbeat{}; }
+WorkerMessage HeartbeatSample() { return Heartbeat{.check = 17}; }
 WorkerMessage DisconnectSample() { return Disconnect{.reason = "worker shutting down"}; }
 
 const std::map<std::string, WorkerSample>& WorkerSamples() {
@@ -267,7 +375,8 @@ const std::map<std::string, PeerSample>& PeerSamples() {
          return PeerBatch{.epoch = 4,
                           .position = 91,
                           .writes = {{.insert = true, .job = SampleRecord(3)},
-                                     {.insert = false, .job = SampleRecord(1)}}};
+                                     {.insert = false, .job = SampleRecord(1)},
+                                     {.job = SampleRecord(2), .remove = true}}};
        }},
       {"ACK", [] { return PeerAck{.epoch = 4, .position = 91}; }},
   };
@@ -344,6 +453,11 @@ class SchemaChecker {
       is(msgpack::type::BIN);
     } else if (type == "bool") {
       is(msgpack::type::BOOLEAN);
+    } else if (type == "uints") {
+      if (!is(msgpack::type::ARRAY)) return;
+      for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
+        CheckValue("uint", o.via.array.ptr[i], where + "[" + std::to_string(i) + "]");
+      }
     } else if (type == "strs") {
       if (!is(msgpack::type::ARRAY)) return;
       for (std::uint32_t i = 0; i < o.via.array.size; ++i) {
@@ -394,6 +508,18 @@ std::vector<YAML::Node> Concat(const YAML::Node& a, const YAML::Node& b) {
   auto out = SchemaChecker::FieldList(a);
   for (const auto& f : b) out.push_back(f);
   return out;
+}
+
+TEST_CASE("a job record's links: unset they read as defaults, copies are deep") {
+  JobRecord plain;
+  CHECK(plain.links.value() == JobLinks{});
+  JobRecord linked = SampleRecord(7);
+  JobRecord copy = linked;
+  copy.links.edit().after.push_back(9);
+  CHECK(linked.links.value().after == std::vector<std::uint64_t>{3, 4});
+  CHECK_FALSE(copy == linked);
+  plain.links.edit();  // an empty box and a default value are equal
+  CHECK(plain == JobRecord{});
 }
 
 TEST_CASE("every client request encodes to exactly the fields protocol.yaml declares") {

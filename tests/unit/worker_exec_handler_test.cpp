@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <iterator>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -23,6 +24,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+using namespace std::string_literals;
 
 // Collects what a handler reports, as the worker loop would receive it.
 class Reports {
@@ -116,6 +118,13 @@ TEST_CASE("the job's details are in the command's environment") {
           Job({}, 5000));
   CHECK(outcome.succeeded);
   CHECK(outcome.result == "job-1|resize|2|5000|3|none");
+}
+
+TEST_CASE("the broker's checkpoint interval reaches the command when it gave one") {
+  const std::string command = "printf %s \"${CLAW_CHECKPOINT_INTERVAL_MS-none}\"";
+  JobContext hinted(Job(), ProgressSink(), 60'000);
+  CHECK(RunCommand(ExecOptions{.command = command}, hinted).result == "60000");
+  CHECK(Run(command, Job()).result == "none");
 }
 
 TEST_CASE("the worker's environment is inherited") {
@@ -227,6 +236,60 @@ TEST_CASE("a job with a checkpoint gets it in a file that is deleted after the r
   CHECK(outcome.result.substr(newline + 1) == "offset=42\nrest");
   CHECK_FALSE(path.empty());
   CHECK_FALSE(std::filesystem::exists(path));
+}
+
+TEST_CASE("a job's inputs are a JSON-lines file and a directory of results and errors") {
+  wire::JobDispatch job = Job();
+  job.inputs = {wire::Input{.id = "j-1", .state = "succeeded", .result = "the 2\nfox 1\n"},
+                wire::Input{.id = "j-2", .state = "dead", .error = "exit code 100: bad"}};
+  const Outcome outcome =
+      Run("printf '%s\\n' \"$CLAW_INPUTS_DIR\"; cat \"$CLAW_INPUTS\"; cd \"$CLAW_INPUTS_DIR\"; ls; "
+          "cat j-1.result j-2.error",
+          std::move(job));
+  REQUIRE(outcome.succeeded);
+  std::istringstream lines(outcome.result);
+  std::string dir, first, second;
+  std::getline(lines, dir);
+  std::getline(lines, first);
+  std::getline(lines, second);
+  CHECK(first == R"({"error":null,"id":"j-1","result":"the 2\nfox 1\n","state":"succeeded"})");
+  CHECK(second == R"({"error":"exit code 100: bad","id":"j-2","result":null,"state":"dead"})");
+  std::string rest((std::istreambuf_iterator<char>(lines)), std::istreambuf_iterator<char>());
+  CHECK(rest == "j-1.result\nj-2.error\nthe 2\nfox 1\nexit code 100: bad");
+  CHECK_FALSE(dir.empty());
+  CHECK_FALSE(std::filesystem::exists(dir));
+  CHECK_FALSE(std::filesystem::exists(std::filesystem::path(dir).parent_path()));
+}
+
+TEST_CASE("an input's result that is not UTF-8 is raw in its file and replaced in the JSON") {
+  wire::JobDispatch job = Job();
+  job.inputs = {wire::Input{.id = "j-7", .state = "succeeded", .result = "a\xff"s + '\0' + "b"}};
+  const Outcome outcome =
+      Run("od -An -c \"$CLAW_INPUTS_DIR/j-7.result\" | tr -s ' '; cat \"$CLAW_INPUTS\"",
+          std::move(job));
+  REQUIRE(outcome.succeeded);
+  CHECK(outcome.result ==
+        " a 377 \\0 b\n"
+        "{\"error\":null,\"id\":\"j-7\",\"result\":\"a\xef\xbf\xbd\\u0000b\",\"state\":"
+        "\"succeeded\"}\n");
+}
+
+TEST_CASE("a job without inputs has no inputs variables, even when the worker's env has them") {
+  ::setenv("CLAW_INPUTS", "/leaked", 1);
+  const Outcome outcome =
+      Run("printf '%s|%s' \"${CLAW_INPUTS-none}\" \"${CLAW_INPUTS_DIR-none}\"", Job());
+  ::unsetenv("CLAW_INPUTS");
+  CHECK(outcome.result == "none|none");
+}
+
+TEST_CASE("the C++ handler API sees the inputs in order") {
+  wire::JobDispatch job = Job();
+  job.inputs = {wire::Input{.id = "j-2", .state = "cancelled", .error = "cancelled"},
+                wire::Input{.id = "j-1", .state = "succeeded", .result = "1"}};
+  const JobContext context(std::move(job), ProgressSink());
+  REQUIRE(context.inputs().size() == 2);
+  CHECK(context.inputs()[0].id == "j-2");
+  CHECK(context.inputs()[1].result == "1");
 }
 
 TEST_CASE("a large payload through cat does not deadlock") {

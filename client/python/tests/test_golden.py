@@ -1,10 +1,13 @@
 #!/usr/bin/python3
-"""claw.py against schema/golden/*.hex: the bytes it sends and what it reads back.
+"""claw.py against schema/golden/*.hex and tests/golden/*.hex: the bytes it sends and reads.
 
 Each golden file holds one message: a comment giving it as a literal, then its three frames in
 hex (schema/PROTOCOL.md section 13). For a message this module sends, the body built by claw's
 own *_body function from the literal's fields must equal the golden bytes; every file must decode
-to the literal. Also checks that claw's copied constants still match schema/protocol.yaml.
+to the literal, and a JOB must become the WorkerJob it describes. tests/golden/ holds the group
+and dependency messages in the same format; tests/integration/python_test.cpp checks that the
+C++ codec writes and reads those files exactly so. Also checks that claw's copied constants
+still match schema/protocol.yaml and how Client turns its arguments into job specs.
 Exit status 0 when everything matches; one line per mismatch otherwise.
 """
 
@@ -24,6 +27,11 @@ BUILDERS = {
     ("client", "SUBMIT"): lambda b: claw.submit_body(**b),
     ("client", "STATUS"): lambda b: claw.id_body(**b),
     ("client", "PING"): lambda b: claw.rid_body(**b),
+    ("client", "GROUP_SUBMIT"): lambda b: claw.group_submit_body(
+        b["rid"], [claw.job_spec_body(**job) for job in b["jobs"]],
+        claw.job_spec_body(**b["follow_up"]) if "follow_up" in b else None,
+        b.get("follow_up_policy"), b.get("key")),
+    ("client", "GROUP_STATUS"): lambda b: claw.group_status_body(**b),
     ("worker", "READY"): lambda b: claw.ready_body(**b),
     ("worker", "PROGRESS"): lambda b: claw.progress_body(**b),
     ("worker", "DONE"): lambda b: claw.done_body(**b),
@@ -60,7 +68,7 @@ def check_file(path, errors):
         return  # replies are only read; the decode check above covers them
     if message.dialog == "worker" and message.command in RECEIVED_WORKER_COMMANDS:
         if message.command == "JOB":
-            check_job(name, message.body, errors)
+            check_job(name, literal, message.body, errors)
         return
     if key not in BUILDERS:
         errors.append(f"{name}: no builder for {key}, a message claw sends")
@@ -74,12 +82,33 @@ def show(frames):
     return " | ".join(f.hex(" ") for f in frames)
 
 
-def check_job(name, body, errors):
+def check_job(name, literal, body, errors):
     job = claw.WorkerJob(body, lambda command, b: None)
-    got = (job.id, job.type, job.payload, job.lease, job.attempt, job.timeout, job.checkpoint)
-    want = ("j-1", "echo", b"hi", (1 << 40) | 1, 1, 300.0, None)
+    got = (job.id, job.type, job.payload, job.lease, job.attempt, job.timeout, job.checkpoint,
+           [(i.id, i.state, i.result, i.error) for i in job.inputs])
+    want = (literal["id"], literal["type"], literal["payload"], literal["lease"],
+            literal["attempt"], literal["timeout_ms"] / 1000.0, literal.get("checkpoint"),
+            [(i["id"], i["state"], i.get("result"), i.get("error"))
+             for i in literal.get("inputs", [])])
     if got != want:
         errors.append(f"{name}: WorkerJob fields {got}, expected {want}")
+
+
+def check_client_specs(errors):
+    """Client's arguments (seconds, duration strings, priority names) as job_spec fields."""
+    cases = [
+        (dict(type="map", payload="a b"), {"type": "map", "payload": b"a b"}),
+        (dict(type="map", priority="high", timeout="2m", backoff=0.5, max_backoff="10s",
+              delay="30s", run_at=1700000000.5, after="#0", after_policy="all_settled",
+              max_attempts=3, hash_key="h"),
+         {"type": "map", "payload": b"", "priority": 7, "timeout_ms": 120000, "max_attempts": 3,
+          "backoff_ms": 500, "max_backoff_ms": 10000, "run_at": 1700000000500,
+          "delay_ms": 30000, "after": ["#0"], "after_policy": "all_settled", "hash_key": "h"}),
+    ]
+    for arguments, want in cases:
+        got = claw._job_spec(**arguments)
+        if got != want or list(got) != list(want):
+            errors.append(f"job spec of {arguments}: {got}, expected {want}")
 
 
 def check_constants(errors):
@@ -102,12 +131,17 @@ def main():
     files = sorted(glob.glob(os.path.join(ROOT, "schema", "golden", "*.hex")))
     if not files:
         errors.append(f"no golden files under {ROOT}/schema/golden")
+    ours = sorted(glob.glob(os.path.join(HERE, "golden", "*.hex")))
+    if not ours:
+        errors.append(f"no golden files under {HERE}/golden")
+    files += ours
     for path in files:
         try:
             check_file(path, errors)
         except Exception as e:  # report every file, not just the first failure
             errors.append(f"{os.path.basename(path)}: {type(e).__name__}: {e}")
     check_constants(errors)
+    check_client_specs(errors)
     for error in errors:
         print(error)
     print(f"{len(files)} golden files, {len(errors)} mismatches")

@@ -1,0 +1,49 @@
+// Parsing the placement flags; see placement_arg.hpp.
+#include "client/placement_arg.hpp"
+
+#include <algorithm>
+#include <limits>
+
+#include "schema/duration.hpp"
+
+namespace claw::client {
+
+Result<std::pair<std::string, std::string>> ParseRequirement(std::string_view text) {
+  const auto equals = text.find('=');
+  if (equals == std::string_view::npos || equals == 0) {
+    return Fail("bad requirement '" + std::string(text) + "': expected key=value, e.g. gpu=true");
+  }
+  if (text.find('\n') != std::string_view::npos) {
+    return Fail("bad requirement '" + std::string(text) + "': no newlines");
+  }
+  return std::pair{std::string(text.substr(0, equals)), std::string(text.substr(equals + 1))};
+}
+
+Result<wire::Labels> ParseRequirements(const std::vector<std::string>& texts) {
+  wire::Labels labels;
+  for (const auto& text : texts) {
+    auto requirement = ParseRequirement(text);
+    if (!requirement) return std::unexpected(requirement.error());
+    if (!labels.emplace(requirement->first, requirement->second).second) {
+      return Fail("requirement '" + requirement->first + "' is given twice");
+    }
+  }
+  return labels;
+}
+
+Status CheckLocality(std::string_view name) {
+  if (std::find(kLocalities.begin(), kLocalities.end(), name) != kLocalities.end()) return {};
+  return Fail("unknown locality '" + std::string(name) +
+              "': expected same-zone, cross-zone or any");
+}
+
+Result<std::uint32_t> ParseMaxRtt(std::string_view text) {
+  auto ms = wire::ParseDuration(text);
+  if (!ms) return std::unexpected(ms.error());
+  if (*ms < 0 || *ms > std::numeric_limits<std::uint32_t>::max()) {
+    return Fail("max rtt '" + std::string(text) + "' is out of range");
+  }
+  return static_cast<std::uint32_t>(*ms);
+}
+
+}  // namespace claw::client

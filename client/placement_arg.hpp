@@ -1,0 +1,35 @@
+// Where a job may run, as `submit` and `group submit` take it: `--require key=value` (repeatable),
+// `--locality same-zone|cross-zone|any` and `--max-rtt DURATION`, and the same values in a
+// members file. The broker checks them again; checking here reports a typo before anything is
+// sent, naming the flag's text.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "schema/codec.hpp"
+#include "schema/result.hpp"
+
+namespace claw::client {
+
+// The locality names SUBMIT takes (schema/protocol.yaml, SUBMIT's `locality`).
+inline constexpr std::array<std::string_view, 3> kLocalities = {"same-zone", "cross-zone", "any"};
+
+// "gpu=true" -> {"gpu", "true"}. The key must be non-empty and the text must hold a '='; the
+// value is everything after the first one and may be empty. No newlines in either.
+Result<std::pair<std::string, std::string>> ParseRequirement(std::string_view text);
+
+// Every "key=value"; naming a key twice is an error.
+Result<wire::Labels> ParseRequirements(const std::vector<std::string>& texts);
+
+// Succeeds for one of kLocalities.
+Status CheckLocality(std::string_view name);
+
+// A duration ("20ms", "1s") as max_rtt_ms; "0" means no bound. Over 2^32-1 ms is an error.
+Result<std::uint32_t> ParseMaxRtt(std::string_view text);
+
+}  // namespace claw::client

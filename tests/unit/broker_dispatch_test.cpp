@@ -1,0 +1,257 @@
+// Which worker gets a job: the strategies and the circuit breaker as the Core applies them
+// (the decisions themselves are tested in broker_strategy_test and broker_circuit_breaker_test).
+#include <doctest/doctest.h>
+
+#include <map>
+#include <string>
+
+#include "tests/unit/core_harness.hpp"
+
+namespace claw::broker {
+namespace {
+
+using testing::Harness;
+using testing::TestConfig;
+using wire::JobState;
+using wire::StatusCode;
+
+// Moves the clock on by `ms` in steps of one heartbeat, the worker heartbeating all along.
+void AdvanceAlive(Harness& h, const std::string& worker, std::int64_t ms) {
+  for (std::int64_t step = 0; step < ms; step += 1000) {
+    h.SendWorker(worker, wire::Heartbeat{});
+    h.Advance(1000);
+  }
+}
+
+// The worker of each job dispatched so far, by worker.
+std::map<std::string, int> Dispatched(Harness& h, std::initializer_list<std::string> workers) {
+  std::map<std::string, int> counts;
+  for (const auto& w : workers) counts[w] = static_cast<int>(h.JobsTo(w).size());
+  return counts;
+}
+
+TEST_CASE("dispatch: least-loaded (the default) fills workers in proportion to capacity") {
+  Harness h;
+  CHECK(h.Cluster().strategy == "least-loaded");
+  h.Ready("big", {"t"}, 4);
+  h.Ready("small", {"t"}, 2);
+  for (int i = 0; i < 3; ++i) h.SubmitId("t");
+  // Loads after each pick: big 1/4, small 1/2 -> big 2/4, small 1/2 -> big, as 2/4 ties 1/2 and
+  // big has more free slots.
+  CHECK(Dispatched(h, {"big", "small"}) == std::map<std::string, int>{{"big", 2}, {"small", 1}});
+  for (int i = 0; i < 3; ++i) h.SubmitId("t");
+  CHECK(Dispatched(h, {"big", "small"}) == std::map<std::string, int>{{"big", 2}, {"small", 1}});
+}
+
+TEST_CASE("dispatch: with affinity, jobs of a type go on to the worker that ran the last one") {
+  CoreConfig config = TestConfig();
+  config.scheduling.affinity = true;
+  Harness h(config);
+  h.Ready("a", {"t"}, 3);
+  h.Ready("b", {"t"}, 3);
+  for (int i = 0; i < 3; ++i) h.SubmitId("t");
+  const auto counts = Dispatched(h, {"a", "b"});
+  // Least-loaded alone would alternate; affinity keeps the worker while it has room.
+  CHECK((counts == std::map<std::string, int>{{"a", 3}, {"b", 0}} ||
+         counts == std::map<std::string, int>{{"a", 0}, {"b", 3}}));
+}
+
+TEST_CASE("dispatch: hash sends jobs with the same hash_key to the same worker") {
+  CoreConfig config = TestConfig();
+  config.scheduling.strategy = Strategy::kHash;
+  Harness h(config);
+  for (const char* w : {"w1", "w2", "w3"}) h.Ready(w, {"t"}, 100);
+  for (int i = 0; i < 20; ++i) {
+    REQUIRE(h.Submit(wire::SubmitRequest{.type = "t", .hash_key = "customer-42"}).status ==
+            StatusCode::kAccepted);
+  }
+  const auto counts = Dispatched(h, {"w1", "w2", "w3"});
+  int holders = 0;
+  for (const auto& [w, n] : counts) holders += n > 0 ? 1 : 0;
+  CHECK(holders == 1);
+  // Many keys spread over every worker.
+  for (int i = 0; i < 60; ++i) {
+    h.Submit(wire::SubmitRequest{.type = "t", .hash_key = "k-" + std::to_string(i)});
+  }
+  for (const auto& [w, n] : Dispatched(h, {"w1", "w2", "w3"})) CHECK(n > 0);
+}
+
+TEST_CASE("dispatch: a worker failing in a row opens its breaker, half-open trials close it") {
+  CoreConfig config = TestConfig();
+  config.max_attempts = 10;
+  config.breaker = BreakerConfig{.enabled = true,
+                                 .failure_threshold = 2,
+                                 .recovery_timeout_ms = 10'000,
+                                 .half_open_requests = 1};
+  Harness h(config);
+  h.Ready("w", {"t"}, 1);
+  for (int i = 0; i < 2; ++i) {
+    const auto id = h.SubmitId("t");
+    auto jobs = h.JobsTo("w");
+    REQUIRE(jobs.size() == 1);
+    h.SendWorker("w", wire::Failed{.id = id, .lease = jobs[0].lease, .error = "disk full"});
+    h.Commit();
+  }
+  CHECK(h.Cluster().workers.at(0).breaker == "open");
+  AdvanceAlive(h, "w", 5'000);  // the retries are due, but the breaker keeps the worker out
+  CHECK(h.JobsTo("w").empty());
+  CHECK(h.Cluster().jobs.at("queued") == 2);
+  AdvanceAlive(h, "w", 5'000);  // recovery time over: one trial job
+  auto trial = h.JobsTo("w");
+  REQUIRE(trial.size() == 1);
+  CHECK(h.Cluster().workers.at(0).breaker == "half-open");
+  h.SendWorker("w", wire::Done{.id = trial[0].id, .lease = trial[0].lease});
+  CHECK(h.Cluster().workers.at(0).breaker == "closed");
+  CHECK(h.JobsTo("w").size() == 1);  // and the rest flows again
+}
+
+TEST_CASE("dispatch: permanent failures are the job's fault and leave the breaker closed") {
+  CoreConfig config = TestConfig();
+  config.breaker.failure_threshold = 2;
+  Harness h(config);
+  h.Ready("w", {"t"}, 1);
+  for (int i = 0; i < 4; ++i) {
+    const auto id = h.SubmitId("t");
+    auto jobs = h.JobsTo("w");
+    REQUIRE(jobs.size() == 1);
+    h.SendWorker(
+        "w",
+        wire::Failed{.id = id, .lease = jobs[0].lease, .error = "bad input", .permanent = true});
+    h.Commit();
+  }
+  CHECK(h.Cluster().workers.at(0).breaker == "closed");
+}
+
+TEST_CASE("placement: a gpu job never reaches a worker without gpu, and says why it waits") {
+  Harness h;
+  h.SendWorker("cpu", wire::Ready{"cpu", {"render"}, 4, {{"zone", "eu-1"}}});
+  const auto gpu_job =
+      *h.Submit(wire::SubmitRequest{.type = "render", .required = {{"gpu", "true"}}}).id;
+  // Behind it, plain jobs still run: the gpu job does not hold up its queue.
+  const auto plain = h.SubmitId("render");
+  auto jobs = h.JobsTo("cpu");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].id == plain);
+  const auto waiting = h.Status(gpu_job);
+  CHECK(waiting.state == JobState::kQueued);
+  CHECK(waiting.waiting_reason.find("gpu=true") != std::string::npos);
+  CHECK(h.Status(plain).waiting_reason.empty());
+
+  h.SendWorker("gpu", wire::Ready{"gpu", {"render"}, 1, {{"gpu", "true"}}});
+  jobs = h.JobsTo("gpu");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].id == gpu_job);
+}
+
+TEST_CASE("placement: same-zone keeps a job in its zone, cross-zone falls back to others") {
+  Harness h;
+  h.SendWorker("us", wire::Ready{"us", {"t"}, 4, {{"zone", "us-1"}}});
+  const auto strict =
+      *h.Submit(wire::SubmitRequest{.type = "t", .zone = "eu-1", .locality = "same-zone"}).id;
+  const auto lenient =
+      *h.Submit(wire::SubmitRequest{.type = "t", .zone = "eu-1", .locality = "cross-zone"}).id;
+  auto jobs = h.JobsTo("us");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].id == lenient);
+  CHECK(h.Status(strict).waiting_reason.find("eu-1") != std::string::npos);
+  h.SendWorker("eu", wire::Ready{"eu", {"t"}, 4, {{"zone", "eu-1"}}});
+  jobs = h.JobsTo("eu");
+  REQUIRE(jobs.size() == 1);
+  CHECK(jobs[0].id == strict);
+}
+
+TEST_CASE("placement: bad labels, zones and localities are refused at submit") {
+  Harness h;
+  CHECK(h.Submit(wire::SubmitRequest{.type = "t", .required = {{"a=b", "c"}}}).status ==
+        StatusCode::kBadRequest);
+  CHECK(h.Submit(wire::SubmitRequest{.type = "t", .zone = "two words"}).status ==
+        StatusCode::kBadRequest);
+  CHECK(h.Submit(wire::SubmitRequest{.type = "t", .locality = "nearby"}).status ==
+        StatusCode::kBadRequest);
+}
+
+TEST_CASE("placement: a type with no worker at all says so") {
+  Harness h;
+  const auto id = h.SubmitId("nobody-runs-this");
+  CHECK(h.Status(id).waiting_reason == "no worker serves type 'nobody-runs-this'");
+}
+
+TEST_CASE("migration: a lost worker's job moves at once and resumes from its checkpoint") {
+  Harness h;
+  const auto id = h.SubmitId("t");
+  h.Ready("w1", {"t"}, 1);
+  auto job = h.JobsTo("w1").at(0);
+  h.SendWorker("w1", wire::ProgressReport{.id = id, .lease = job.lease, .checkpoint = "page=40"});
+  h.Ready("w2", {"t"}, 1);
+  AdvanceAlive(h, "w2", 4000);  // w1 silent: lost
+  auto moved = h.JobsTo("w2");
+  REQUIRE(moved.size() == 1);
+  CHECK(moved[0].id == id);
+  CHECK(moved[0].attempt == 2);  // a lost worker's attempt counts: the job may have killed it
+  CHECK(*moved[0].checkpoint == "page=40");
+}
+
+TEST_CASE("drain: no new jobs, running ones move with their checkpoint, undrain restores") {
+  Harness h;
+  h.Ready("old", {"t"}, 2);
+  const auto a = h.SubmitId("t");
+  auto running = h.JobsTo("old");
+  REQUIRE(running.size() == 1);
+  h.SendWorker("old",
+               wire::ProgressReport{.id = a, .lease = running[0].lease, .checkpoint = "row=7"});
+  auto reply = h.Ask(wire::DrainRequest{.rid = 3, .worker = "old"});
+  CHECK(reply.status == StatusCode::kOk);
+  CHECK(*reply.moved == 1);
+  const auto cancels = h.Only<wire::CancelJob>(h.MessagesTo("old"));
+  REQUIRE(cancels.size() == 1);
+  CHECK(cancels[0].id == a);
+  CHECK(h.Cluster().workers.at(0).draining);
+  const auto b = h.SubmitId("t");
+  CHECK(h.JobsTo("old").empty());
+  h.Ready("new", {"t"}, 2);
+  auto taken = h.JobsTo("new");
+  REQUIRE(taken.size() == 2);
+  CHECK(taken[0].id == a);
+  CHECK(taken[0].attempt == 1);  // a drain gives the attempt back
+  CHECK(*taken[0].checkpoint == "row=7");
+  CHECK(taken[1].id == b);
+  // The drained worker's late reply for the moved job frees its slot and changes nothing.
+  h.SendWorker("old", wire::Failed{.id = a, .lease = running[0].lease, .error = "stopped"});
+  CHECK(h.Status(a).state == JobState::kRunning);
+  CHECK(h.Ask(wire::DrainRequest{.rid = 4, .worker = "old", .drain = false}).status ==
+        StatusCode::kOk);
+  h.SubmitId("t");
+  CHECK(h.JobsTo("old").size() == 1);
+  CHECK(h.Ask(wire::DrainRequest{.rid = 5, .worker = "nobody"}).status == StatusCode::kNotFound);
+}
+
+TEST_CASE("health: unanswered checks make a worker unhealthy, answers make it healthy again") {
+  CoreConfig config = TestConfig();
+  config.health = HealthConfig{
+      .interval_ms = 1000, .timeout_ms = 500, .unhealthy_threshold = 2, .healthy_threshold = 2};
+  Harness h(config);
+  h.Ready("w", {"t"}, 1);
+  h.Take();
+  // The worker heartbeats but ignores the checks.
+  for (int i = 0; i < 3; ++i) {
+    h.SendWorker("w", wire::Heartbeat{});
+    h.Advance(1000);
+  }
+  CHECK(h.Cluster().workers.at(0).health == "unhealthy");
+  const auto id = h.SubmitId("t");
+  CHECK(h.JobsTo("w").empty());
+  CHECK(h.Status(id).waiting_reason.find("unhealthy") != std::string::npos);
+  // Now it answers every check.
+  for (int i = 0; i < 20 && h.Cluster().workers.at(0).health != "healthy"; ++i) {
+    for (const auto& m : h.Only<wire::Heartbeat>(h.MessagesTo("w"))) {
+      if (m.check) h.SendWorker("w", wire::Heartbeat{.check = m.check});
+    }
+    h.Advance(300);
+  }
+  CHECK(h.Cluster().workers.at(0).health == "healthy");
+  CHECK(h.Cluster().workers.at(0).rtt_ms.has_value());
+  CHECK(h.JobsTo("w").size() == 1);
+}
+
+}  // namespace
+}  // namespace claw::broker
