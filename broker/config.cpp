@@ -97,6 +97,7 @@ class Loader {
                        {"liveness", Uint(c_.core.liveness)},
                        {"maxPayload", Uint(c_.core.max_payload_bytes)},
                        {"retention", Duration(c_.core.retention_ms)},
+                       {"commitDelay", Duration(c_.core.commit_delay_ms)},
                        {"pair", Bind(&Loader::Pair)},
                    });
   }

@@ -19,6 +19,8 @@ using wire::StatusCode;
 constexpr int kLeaseCounterBits = 40;
 // How many queued jobs of a type dispatch looks at for one a free worker may take.
 constexpr std::size_t kPlacementScan = 256;
+// A held-back batch this large is committed at once, whatever its age: it bounds the batch.
+constexpr std::size_t kMaxHeldBackWrites = 4096;
 
 std::size_t StateIndex(JobState s) { return static_cast<std::size_t>(s); }
 
@@ -681,6 +683,7 @@ void Core::HandleWatch(const wire::Envelope& from, const wire::WatchRequest& r) 
       return w.to.routing_id == from.routing_id && w.rid == r.rid;
     });
     if (!known) list.push_back({from, r.rid});
+    if (building_.dirty.contains(job->seq)) building_.watched = true;
   }
   wire::ClientReply reply{.command = wire::ClientCommand::kWatch, .rid = r.rid};
   reply.job = ToJobInfo(*job, Detail::kWithResult);
@@ -1053,6 +1056,7 @@ void Core::SetState(Job& job, JobState state, Now now) {
 void Core::MarkDirty(const Job& job, bool insert) {
   auto [it, added] = building_.dirty.emplace(job.seq, insert);
   if (!added && insert) it->second = true;
+  if (watchers_.contains(job.seq)) building_.watched = true;
 }
 
 void Core::Enqueue(Job& job) {
@@ -1415,12 +1419,30 @@ std::int64_t Core::MillisUntilDue(Now now) const {
   if (!lease_deadlines_.empty()) consider(lease_deadlines_.top().at - now.mono_ms);
   if (!workers_.empty()) consider(next_heartbeat_scan_ms_ - now.mono_ms);
   if (config_.retention_ms != 0) consider(next_purge_ms_ - now.wall_ms);
+  if (!in_flight_ && building_.lazy_since_ms) {
+    consider(*building_.lazy_since_ms + static_cast<std::int64_t>(config_.commit_delay_ms) -
+             now.mono_ms);
+  }
   return due;
 }
 
 // ---- group commit ----
 
-std::optional<WriteBatch> Core::TakeBatch() {
+std::optional<WriteBatch> Core::TakeBatch(Now now) {
+  if (in_flight_) return std::nullopt;
+  const bool waited_for =
+      !building_.replies.empty() || !building_.to_enqueue.empty() || building_.watched;
+  const bool lazy = !building_.dirty.empty() || !building_.removals.empty();
+  if (!waited_for && lazy && config_.commit_delay_ms != 0 &&
+      building_.dirty.size() < kMaxHeldBackWrites) {
+    if (!building_.lazy_since_ms) building_.lazy_since_ms = now.mono_ms;
+    const auto held = static_cast<std::uint64_t>(now.mono_ms - *building_.lazy_since_ms);
+    if (held < config_.commit_delay_ms) return std::nullopt;
+  }
+  return TakeAll();
+}
+
+std::optional<WriteBatch> Core::TakeAll() {
   if (in_flight_) return std::nullopt;
   if (building_.dirty.empty() && building_.removals.empty()) {
     for (auto& deferred : building_.replies) Reply(deferred.to, std::move(deferred.reply));

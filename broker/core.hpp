@@ -69,6 +69,10 @@ struct CoreConfig {
   std::uint32_t jitter_percent = wire::defaults::kBackoffJitterPercent;
   // Finished jobs are purged this long after they end; 0 keeps them forever.
   std::uint64_t retention_ms = wire::defaults::kRetentionMs;
+  // Changes that no reply and no watcher waits for are committed at most this late, so that a
+  // busy broker commits them in few batches (and a job's dispatch and completion in one write).
+  // A crash within it loses no accepted job: the jobs concerned run again.
+  std::uint64_t commit_delay_ms = wire::defaults::kCommitDelayMs;
   SchedulingConfig scheduling;  // which worker gets a job (broker/strategy.hpp)
   // Per worker. Only failures that may be the worker's fault count: a retryable FAIL and a
   // lease that timed out; a permanent FAIL (bad input) does not.
@@ -104,14 +108,19 @@ class Core {
   // Does whatever is due: scheduled jobs, lease deadlines, heartbeats.
   void OnTick(Now now);
 
-  // The batch to commit next, or nullopt when nothing is dirty or a batch is already in flight.
-  std::optional<WriteBatch> TakeBatch();
+  // The batch to commit next, or nullopt when nothing is dirty, a batch is already in flight,
+  // or the batch holds only changes nobody waits for (dispatches, completions of unwatched
+  // jobs) and is younger than commit_delay_ms: those go in one commit instead of many.
+  std::optional<WriteBatch> TakeBatch(Now now);
+  // As TakeBatch, but nothing is held back (stopping, tests).
+  std::optional<WriteBatch> TakeAll();
   // The in-flight batch was committed (or failed: its new jobs are refused with STORAGE_ERROR
   // and its updates are written again with the next batch).
   void OnBatchDone(const Status& result, Now now);
   bool batch_in_flight() const { return in_flight_.has_value(); }
 
-  // Milliseconds until the next thing is due (heartbeat, deadline, scheduled job).
+  // Milliseconds until the next thing is due (heartbeat, deadline, scheduled job, a held-back
+  // batch).
   std::int64_t MillisUntilDue(Now now) const;
 
   std::vector<Outgoing>& outbox() { return outbox_; }
@@ -169,6 +178,8 @@ class Core {
     std::vector<DeferredReply> replies;  // ACCEPTED replies, sent once the batch is durable
     std::vector<Seq> to_enqueue;         // new jobs, queued (or timed, if delayed) once durable
     std::vector<ExpiredJob> removals;    // finished jobs to purge
+    bool watched = false;                // a dirty job has a watcher, who hears at the commit
+    std::optional<std::int64_t> lazy_since_ms;  // mono ms TakeBatch first held it back
   };
   // Why a request is refused.
   struct Refusal {

@@ -196,7 +196,7 @@ Status Server::Run(const std::atomic<bool>& stop) {
       router_armed_ = taken < kMaxMessagesPerTurn;
     }
     if (core_) core_->OnTick(now);
-    FeedWriter();
+    FeedWriter(now);
     Flush(now);
   }
   // Commit what is pending before leaving, so a clean stop keeps every change.
@@ -205,7 +205,7 @@ Status Server::Run(const std::atomic<bool>& stop) {
   // Bounded: a store that fails every commit (a full disk) must not keep the broker from stopping.
   constexpr int kMaxShutdownCommits = 16;
   for (int i = 0; core_ && i < kMaxShutdownCommits; ++i) {
-    auto batch = core_->TakeBatch();
+    auto batch = core_->TakeAll();
     Flush(ClockNow());
     if (!batch) break;
     tasks_.push_back({WriterTask{.kind = WriterTask::Kind::kApply, .batch = std::move(*batch)},
@@ -468,10 +468,10 @@ std::optional<wire::PairInfo> Server::PairInfo(Now now) const {
 
 // ---- the store writer ----
 
-void Server::FeedWriter() {
+void Server::FeedWriter(Now now) {
   if (in_flight_) return;
   if (tasks_.empty() && core_) {
-    if (auto batch = core_->TakeBatch()) {
+    if (auto batch = core_->TakeBatch(now)) {
       tasks_.push_back({WriterTask{.kind = WriterTask::Kind::kApply, .batch = std::move(*batch)},
                         /*from_core=*/true});
     }

@@ -62,7 +62,7 @@ class Server {
   void PairTick(Now now);
   void SendPeer(const wire::PeerMessage& message);
   void OnWriterResult(WriterResult result, Now now);
-  void FeedWriter();
+  void FeedWriter(Now now);
   void DrainWriter(Now now);
   std::optional<wire::PairInfo> PairInfo(Now now) const;
   std::uint64_t DataEpoch() const;

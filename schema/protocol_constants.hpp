@@ -178,6 +178,7 @@ inline constexpr std::int64_t kReplicationAckTimeoutMs = 2000;
 inline constexpr std::int64_t kSnapshotChunkJobs = 1000;
 inline constexpr std::int64_t kRetentionMs = 604800000;
 inline constexpr std::int64_t kPurgeBatchJobs = 1000;
+inline constexpr std::int64_t kCommitDelayMs = 10;
 }  // namespace defaults
 
 namespace limits {

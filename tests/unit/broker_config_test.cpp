@@ -28,6 +28,7 @@ broker:
   liveness: 4
   maxPayload: 2048
   retention: 1d
+  commitDelay: 25ms
 distribution:
   taskQueue:
     maxPending: 10
@@ -50,6 +51,7 @@ distribution:
   CHECK(config->core.liveness == 4);
   CHECK(config->core.max_payload_bytes == 2048);
   CHECK(config->core.retention_ms == 86400000);
+  CHECK(config->core.commit_delay_ms == 25);
   CHECK(config->core.max_pending == 10);
   CHECK(config->core.max_pending_per_type == 5);
   CHECK(config->core.job_timeout_ms == 60000);
@@ -402,6 +404,7 @@ TEST_CASE("config: the example file parses and states exactly the defaults") {
   CHECK(example->core.liveness == defaults.core.liveness);
   CHECK(example->core.max_payload_bytes == defaults.core.max_payload_bytes);
   CHECK(example->core.retention_ms == defaults.core.retention_ms);
+  CHECK(example->core.commit_delay_ms == defaults.core.commit_delay_ms);
   CHECK(example->core.max_pending == defaults.core.max_pending);
   CHECK(example->core.max_pending_per_type == defaults.core.max_pending_per_type);
   CHECK(example->core.job_timeout_ms == defaults.core.job_timeout_ms);

@@ -19,7 +19,7 @@ TEST_CASE("ACCEPTED is sent only once the job is committed") {
   Harness h;
   h.Send("client", wire::SubmitRequest{.rid = 7, .type = "crawl", .payload = "x"});
   CHECK(h.RepliesTo("client").empty());
-  auto batch = h.core().TakeBatch();
+  auto batch = h.core().TakeBatch(h.now());
   REQUIRE(batch.has_value());
   CHECK(batch->writes.size() == 1);
   CHECK(batch->writes[0].insert);
@@ -47,10 +47,60 @@ TEST_CASE("a new job is not dispatched before its commit") {
   CHECK(h.JobsTo("w1").size() == 1);
 }
 
+TEST_CASE("changes nobody waits for are held back for commit_delay, then go in one write") {
+  Harness h;  // commit_delay_ms: the default, 10
+  const auto id = h.SubmitId("t");
+  h.Ready("w1", {"t"}, 1);
+  auto job = h.JobsTo("w1").at(0);
+  h.Advance(0);  // the heartbeat scan, due at once after a READY, is done
+  CHECK_FALSE(h.core().TakeBatch(h.now()).has_value());  // the dispatch waits
+  CHECK(h.core().MillisUntilDue(h.now()) == 10);
+  h.Advance(4);
+  h.SendWorker("w1", wire::Done{id, job.lease, "r"});
+  CHECK_FALSE(h.core().TakeBatch(h.now()).has_value());
+  CHECK(h.core().MillisUntilDue(h.now()) == 6);  // counted from the first held-back change
+  h.Advance(6);
+  auto batch = h.core().TakeBatch(h.now());
+  REQUIRE(batch.has_value());
+  REQUIRE(batch->writes.size() == 1);  // dispatch and completion, one row write
+  CHECK_FALSE(batch->writes[0].insert);
+  CHECK(batch->writes[0].job.state == JobState::kSucceeded);
+}
+
+TEST_CASE("a held-back batch goes at once when a new job or a watcher joins it") {
+  Harness h;
+  const auto first = h.SubmitId("t");
+  h.Ready("w1", {"t"}, 1);
+  const auto lease = h.JobsTo("w1").at(0).lease;
+  REQUIRE_FALSE(h.core().TakeBatch(h.now()).has_value());
+  h.Send("client", wire::SubmitRequest{.rid = 90, .type = "t"});
+  auto batch = h.core().TakeBatch(h.now());
+  REQUIRE(batch.has_value());
+  CHECK(batch->writes.size() == 2);  // the dispatch rides with the insert
+  h.core().OnBatchDone(h.store().Apply(*batch), h.now());
+  CHECK(h.RepliesTo("client").size() == 1);
+
+  h.SendWorker("w1", wire::Done{first, lease, ""});
+  REQUIRE_FALSE(h.core().TakeBatch(h.now()).has_value());
+  h.Ask(wire::WatchRequest{91, "j-2"});
+  h.Ready("w2", {"t"}, 1);  // j-2 is dispatched: a watched job changes
+  CHECK(h.core().TakeBatch(h.now()).has_value());
+}
+
+TEST_CASE("with commit_delay 0 every change is committed at once") {
+  auto config = TestConfig();
+  config.commit_delay_ms = 0;
+  Harness h(config);
+  h.SubmitId("t");
+  h.Ready("w1", {"t"}, 1);
+  REQUIRE(h.JobsTo("w1").size() == 1);
+  CHECK(h.core().TakeBatch(h.now()).has_value());
+}
+
 TEST_CASE("a failed commit refuses the new jobs with STORAGE_ERROR and keeps nothing") {
   Harness h;
   h.Send("client", wire::SubmitRequest{.rid = 1, .type = "crawl", .key = "k"});
-  auto batch = h.core().TakeBatch();
+  auto batch = h.core().TakeBatch(h.now());
   REQUIRE(batch.has_value());
   h.core().OnBatchDone(std::unexpected(Error{"disk full"}), h.now());
   auto replies = h.RepliesTo("client");
@@ -505,7 +555,7 @@ TEST_CASE("a watcher hears a final state only once it is on disk") {
   h.Ready("w1", {"t"}, 1);
   auto job = h.JobsTo("w1").at(0);
   h.SendWorker("w1", wire::ProgressReport{id, job.lease, 10, "", std::nullopt});
-  auto batch = h.core().TakeBatch();  // dispatch and progress, in flight
+  auto batch = h.core().TakeBatch(h.now());  // watched: dispatch and progress go at once
   REQUIRE(batch.has_value());
   h.SendWorker("w1", wire::Done{id, job.lease, "r"});  // lands in the next batch
   h.core().OnBatchDone(h.store().Apply(*batch), h.now());

@@ -61,7 +61,7 @@ TEST_CASE("group: every member and the follow-up go into one commit, ACCEPTED af
   Harness h;
   h.Send("client", MapReduce(3, DependencyPolicy::kAllSettled));
   CHECK(h.RepliesTo("client").empty());
-  auto batch = h.core().TakeBatch();
+  auto batch = h.core().TakeBatch(h.now());
   REQUIRE(batch.has_value());
   CHECK(batch->writes.size() == 4);
   CHECK(std::all_of(batch->writes.begin(), batch->writes.end(),
@@ -84,7 +84,7 @@ TEST_CASE("group: every member and the follow-up go into one commit, ACCEPTED af
 TEST_CASE("group: a failed commit refuses the whole group and leaves nothing behind") {
   Harness h;
   h.Send("client", MapReduce(3, DependencyPolicy::kAllSettled));
-  auto batch = h.core().TakeBatch();
+  auto batch = h.core().TakeBatch(h.now());
   REQUIRE(batch.has_value());
   h.core().OnBatchDone(Fail("disk full"), h.now());
   auto replies = h.RepliesTo("client");

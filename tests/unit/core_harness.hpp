@@ -55,7 +55,7 @@ class Harness {
   wire::ClusterInfo Cluster() const { return core_->Cluster(now_); }
 
   void Commit() {
-    while (auto batch = core_->TakeBatch()) core_->OnBatchDone(store_->Apply(*batch), now_);
+    while (auto batch = core_->TakeAll()) core_->OnBatchDone(store_->Apply(*batch), now_);
   }
 
   // Moves the clock on and lets the core act on what became due.
