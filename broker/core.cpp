@@ -1343,7 +1343,7 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   dispatch.attempt = job.attempts;
   dispatch.timeout_ms = job.timeout_ms;
   dispatch.priority = job.priority;
-  dispatch.checkpoint = job.checkpoint;
+  dispatch.checkpoint = job.checkpoint.ToOptional();
   if (!job.links.value().after.empty()) dispatch.inputs = InputsOf(job);
   SendToWorker(w, std::move(dispatch), now);
 }

@@ -46,9 +46,9 @@ wire::JobInfo ToJobInfo(const Job& job, Detail detail) {
   if (job.state == wire::JobState::kScheduled) info.run_at = static_cast<std::uint64_t>(job.run_at);
   info.worker = job.worker;
   info.error = job.error;
-  if (detail != Detail::kSummary) info.result = job.result;
+  if (detail != Detail::kSummary) info.result = job.result.ToOptional();
   if (detail == Detail::kFull) info.payload = job.payload;
-  info.progress = job.progress;
+  info.progress = job.progress.ToOptional();
   const wire::JobLinks& links = job.links.value();
   if (links.group != 0) info.group = FormatGroupId(links.group);
   info.follow_up = links.follow_up;

@@ -272,14 +272,14 @@ int BindBlob(sqlite3_stmt* stmt, int column, const std::string& bytes) {
   return sqlite3_bind_blob64(stmt, column, bytes.data(), bytes.size(), SQLITE_STATIC);
 }
 
-int BindOptionalBlob(sqlite3_stmt* stmt, int column, const std::optional<std::string>& bytes) {
+int BindOptionalBlob(sqlite3_stmt* stmt, int column, const wire::OptionalBox<std::string>& bytes) {
   return bytes ? BindBlob(stmt, column, *bytes) : sqlite3_bind_null(stmt, column);
 }
 
 // Binds every column of `job` that the update statement has too; the bound memory must outlive
 // the statement's use.
 int BindJob(sqlite3_stmt* stmt, const Job& job) {
-  const std::optional<wire::Progress>& progress = job.progress;
+  const wire::OptionalBox<wire::Progress>& progress = job.progress;
   return FirstError({
       sqlite3_bind_int64(stmt, kSeq, ToSql(job.seq)),
       BindText(stmt, kType, job.type),

@@ -557,9 +557,9 @@ class Reader {
   void Req(std::string_view key, T& out) {
     Get(key, out, true);
   }
-  template <typename T>
-  void Opt(std::string_view key, std::optional<T>& out) {
-    T value{};
+  template <typename Optional>
+  void Opt(std::string_view key, Optional& out) {
+    typename Optional::value_type value{};
     if (Get(key, value, false)) out = std::move(value);
   }
   template <typename T>
@@ -568,7 +568,9 @@ class Reader {
   }
   void ReqBin(std::string_view key, std::string& out) { Get(key, Bytes{out}, true); }
   void OptBin(std::string_view key, std::string& out) { Get(key, Bytes{out}, false); }
-  void OptBin(std::string_view key, std::optional<std::string>& out) {
+  template <typename Optional>
+  requires std::is_same_v<typename Optional::value_type, std::string>
+  void OptBin(std::string_view key, Optional& out) {
     std::string value;
     if (Get(key, Bytes{value}, false)) out = std::move(value);
   }

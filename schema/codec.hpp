@@ -16,6 +16,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -162,6 +164,67 @@ class Boxed {
   std::unique_ptr<T> value_;
 };
 
+// An optional value held by pointer, for the optional fields of a job record that most jobs
+// leave unset (result, progress, checkpoint): unset, it costs one pointer instead of a whole
+// std::optional. It reads like std::optional; copies are deep.
+template <typename T>
+class OptionalBox {
+ public:
+  using value_type = T;
+  OptionalBox() = default;
+  OptionalBox(std::nullopt_t) {}  // NOLINT(google-explicit-constructor): as std::optional
+  OptionalBox(const std::optional<T>& value)  // NOLINT(google-explicit-constructor)
+      : value_(value ? std::make_unique<T>(*value) : nullptr) {}
+  OptionalBox(const OptionalBox& other)
+      : value_(other.value_ ? std::make_unique<T>(*other.value_) : nullptr) {}
+  OptionalBox(OptionalBox&&) noexcept = default;
+  OptionalBox& operator=(const OptionalBox& other) {
+    if (this != &other) value_ = other.value_ ? std::make_unique<T>(*other.value_) : nullptr;
+    return *this;
+  }
+  OptionalBox& operator=(OptionalBox&&) noexcept = default;
+  OptionalBox& operator=(std::nullopt_t) {
+    value_.reset();
+    return *this;
+  }
+  OptionalBox& operator=(const std::optional<T>& value) {
+    value_ = value ? std::make_unique<T>(*value) : nullptr;
+    return *this;
+  }
+  template <typename U = T>
+  requires std::is_constructible_v<T, U&&> &&
+      (!std::is_same_v<std::remove_cvref_t<U>, OptionalBox>)&&(
+          !std::is_same_v<std::remove_cvref_t<U>, std::optional<T>>)OptionalBox&
+      operator=(U&& value) {
+    value_ = std::make_unique<T>(std::forward<U>(value));
+    return *this;
+  }
+
+  bool has_value() const { return value_ != nullptr; }
+  explicit operator bool() const { return has_value(); }
+  const T& operator*() const { return *value_; }
+  T& operator*() { return *value_; }
+  const T* operator->() const { return value_.get(); }
+  T* operator->() { return value_.get(); }
+  template <typename U>
+  T value_or(U&& fallback) const {
+    return value_ ? *value_ : static_cast<T>(std::forward<U>(fallback));
+  }
+  void reset() { value_.reset(); }
+  // A copy as a std::optional (explicit, so that no copy is made unseen).
+  std::optional<T> ToOptional() const { return value_ ? std::optional<T>(*value_) : std::nullopt; }
+
+  bool operator==(const OptionalBox& other) const {
+    return has_value() == other.has_value() && (!value_ || *value_ == *other.value_);
+  }
+  friend bool operator==(const OptionalBox& box, const T& value) {
+    return box.has_value() && *box == value;
+  }
+
+ private:
+  std::unique_ptr<T> value_;
+};
+
 // What a job record holds beyond the basics: its group, its dependencies and its routing.
 struct JobLinks {
   std::uint64_t group = 0;  // 0: none
@@ -196,9 +259,9 @@ struct JobRecord {
   std::int64_t run_at = 0;      // wall clock, Unix ms; when a scheduled job becomes queued
   std::string worker;           // worker of the current or last attempt
   std::string error;            // last attempt's error
-  std::optional<std::string> result;
-  std::optional<Progress> progress;
-  std::optional<std::string> checkpoint;
+  OptionalBox<std::string> result;
+  OptionalBox<Progress> progress;
+  OptionalBox<std::string> checkpoint;
   Boxed<JobLinks> links;  // groups, dependencies, routing: unset for most jobs
   bool operator==(const JobRecord&) const = default;
 };
