@@ -161,7 +161,9 @@ constexpr std::string_view kUpdateSql =
     "checkpoint = ?20 WHERE seq = ?1";
 // Appended to "SELECT <kJobColumns> FROM jobs".
 constexpr std::string_view kGetWhere = " WHERE seq = ?1";
-constexpr std::string_view kLoadUnfinishedWhere = " WHERE state IN (?1, ?2, ?3, ?4) ORDER BY seq";
+// One state at a time: the index (state, seq) then yields rows in seq order, where an IN over
+// the four states would sort every unfinished row (payloads included) in a temporary b-tree.
+constexpr std::string_view kLoadUnfinishedWhere = " WHERE state = ?1 ORDER BY seq";
 constexpr std::string_view kListGroupWhere = " WHERE group_seq = ?1 ORDER BY seq";
 // The partial index jobs_finished serves this: its WHERE must match the index's.
 constexpr std::string_view kListExpiredSql =
@@ -647,16 +649,25 @@ Result<std::vector<Job>> SqliteJobStore::CollectJobs(sqlite3_stmt* stmt, std::st
 }
 
 Result<std::vector<Job>> SqliteJobStore::LoadUnfinished() {
+  constexpr std::array<wire::JobState, 4> kUnfinished = {
+      wire::JobState::kQueued, wire::JobState::kScheduled, wire::JobState::kRunning,
+      wire::JobState::kWaiting};
   sqlite3_stmt* stmt = load_unfinished_.get();
-  ScopedReset reset(stmt);
-  const int rc = FirstError({
-      BindText(stmt, 1, wire::Name(wire::JobState::kQueued)),
-      BindText(stmt, 2, wire::Name(wire::JobState::kScheduled)),
-      BindText(stmt, 3, wire::Name(wire::JobState::kRunning)),
-      BindText(stmt, 4, wire::Name(wire::JobState::kWaiting)),
-  });
-  if (rc != SQLITE_OK) return SqlError("loading unfinished jobs");
-  return CollectJobs(stmt, "loading unfinished jobs");
+  std::vector<Job> jobs;
+  for (const wire::JobState state : kUnfinished) {
+    ScopedReset reset(stmt);
+    if (BindText(stmt, 1, wire::Name(state)) != SQLITE_OK) {
+      return SqlError("loading unfinished jobs");
+    }
+    Result<std::vector<Job>> some = CollectJobs(stmt, "loading unfinished jobs");
+    if (!some) return std::unexpected(std::move(some.error()));
+    const auto middle = static_cast<std::ptrdiff_t>(jobs.size());
+    jobs.insert(jobs.end(), std::make_move_iterator(some->begin()),
+                std::make_move_iterator(some->end()));
+    std::inplace_merge(jobs.begin(), jobs.begin() + middle, jobs.end(),
+                       [](const Job& a, const Job& b) { return a.seq < b.seq; });
+  }
+  return jobs;
 }
 
 Result<std::vector<std::pair<std::string, Seq>>> SqliteJobStore::LoadKeys() {
