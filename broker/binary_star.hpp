@@ -4,7 +4,8 @@
 //
 // Each broker starts as PRIMARY or BACKUP and becomes ACTIVE (serves) or PASSIVE (holds a copy
 // of the active's jobs and answers NOT_ACTIVE). The rules that keep one active at a time:
-// - a passive takes over only when its peer has been silent for twice the heartbeat AND a client
+// - a passive takes over only when its peer has been silent for faultTolerance.failover.
+//   failoverTime (2 s; more than one heartbeat) AND a client
 //   or worker asks it for service (the peer-expired vote); while it hears its peer it refuses;
 // - two actives: the one with the lower epoch (on a tie, the backup) stops; two passives: the
 //   one with the higher epoch (on a tie, the primary) takes over;

@@ -472,6 +472,13 @@ std::optional<Invalid> Check(const BrokerConfig& c) {
     return Invalid{ft + "healthCheck.unhealthyThreshold", "must be >= 1"};
   if (h.healthy_threshold == 0) return Invalid{ft + "healthCheck.healthyThreshold", "must be >= 1"};
   if (c.failover.failover_time_ms == 0) return Invalid{ft + "failover.failoverTime", "must be > 0"};
+  if (c.pair.enabled && c.failover.failover_time_ms <= c.pair.heartbeat_ms) {
+    return Invalid{ft + "failover.failoverTime",
+                   wire::FormatDuration(c.failover.failover_time_ms) +
+                       " must be longer than broker.pair.heartbeat, " +
+                       wire::FormatDuration(c.pair.heartbeat_ms) +
+                       " (one late heartbeat would start a takeover)"};
+  }
   if (c.failover.kind == FailoverKind::kNone && c.pair.enabled) {
     return Invalid{ft + "failover.strategy",
                    "none contradicts broker.pair (a pair fails over binary-star)"};

@@ -263,8 +263,8 @@ void Server::HandleWhileNotActive(const wire::Envelope& from, wire::Inbound mess
   }
   if (vote) {
     BStarFacts facts;
-    facts.peer_expired =
-        now.mono_ms - peer_heard_ms_ >= 2 * static_cast<std::int64_t>(config_.pair.heartbeat_ms);
+    facts.peer_expired = now.mono_ms - peer_heard_ms_ >=
+                         static_cast<std::int64_t>(config_.failover.failover_time_ms);
     facts.primary = config_.pair.primary;
     facts.have_copy = have_copy_;
     const BStarStep step = BStarTransition(state_, BStarEvent::kClientRequest, facts);

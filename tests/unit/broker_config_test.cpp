@@ -232,6 +232,15 @@ TEST_CASE("config: out-of-range values name the line that set them") {
             .starts_with("c.yaml:3: faultTolerance.taskMigration.checkpointInterval: must be > 0"));
   CHECK(ErrorOf("faultTolerance:\n  failover:\n    failoverTime: 0\n")
             .starts_with("c.yaml:3: faultTolerance.failover.failoverTime: must be > 0"));
+  const std::string pair =
+      "broker:\n  pair:\n    role: primary\n    peerBind: tcp://*:6001\n"
+      "    peer: tcp://127.0.0.1:6002\n    heartbeat: 2s\n";
+  CHECK(ErrorOf(pair).find("faultTolerance.failover.failoverTime: 2s must be longer than "
+                           "broker.pair.heartbeat, 2s") != std::string::npos);
+  auto longer =
+      ParseConfig(pair + "faultTolerance:\n  failover:\n    failoverTime: 5s\n", "c.yaml", {});
+  REQUIRE_MESSAGE(longer.has_value(), longer.error().message);
+  CHECK(longer->failover.failover_time_ms == 5000);
 }
 
 TEST_CASE("config: cluster nodes need an id and a host, ids are unique, capacity is 1-10000") {
