@@ -71,6 +71,8 @@ _FALLBACK_PROTOCOL = {
     "priorities": {"min": 0, "max": 9, "names": {"low": 2, "normal": 5, "high": 7,
                                                   "critical": 9}},
     "defaults": {"heartbeat_ms": 1000, "liveness": 3, "client_timeout_ms": 5000},
+    "exit_codes": {"OK": 0, "ERROR": 1, "USAGE": 2, "JOB_DEAD": 3, "JOB_CANCELLED": 4,
+                   "WAIT_TIMEOUT": 5, "UNREACHABLE": 6, "NOT_FOUND": 7},
 }
 
 # Not data in protocol.yaml: PROTOCOL.md section 4.8 names the final states, and 4.8 / 11.7 the
@@ -96,6 +98,7 @@ def _protocol_from_yaml(path):
         "priorities": doc["priorities"],
         "defaults": {k: doc["defaults"][k]
                      for k in ("heartbeat_ms", "liveness", "client_timeout_ms")},
+        "exit_codes": {e["name"]: e["code"] for e in doc["exit_codes"]["client"]},
     }
 
 
@@ -152,6 +155,23 @@ class PermanentFailure(Exception):
 
 class ProtocolError(Exception):
     """Frames that are not a well-formed Claw message."""
+
+
+def exit_code(outcome):
+    """The exit code claw-client gives for the same outcome (exit_codes.client in protocol.yaml),
+    for scripts that end like it: `outcome` is a job dict in a final state, or the WaitTimeout or
+    ClawError a call raised."""
+    codes = PROTOCOL["exit_codes"]
+    if isinstance(outcome, WaitTimeout):
+        return codes["WAIT_TIMEOUT"]
+    if isinstance(outcome, Unreachable):
+        return codes["UNREACHABLE"]
+    if isinstance(outcome, ClawError):
+        return codes["NOT_FOUND"] if outcome.status_name == "NOT_FOUND" else codes["ERROR"]
+    by_state = {"succeeded": "OK", "dead": "JOB_DEAD", "cancelled": "JOB_CANCELLED"}
+    if outcome.get("state") not in by_state:
+        raise ValueError(f"job {outcome.get('id')} is {outcome.get('state')}, not finished")
+    return codes[by_state[outcome["state"]]]
 
 
 # --- Codec --------------------------------------------------------------------------------------

@@ -112,20 +112,14 @@ def run_submit(args):
                   file=sys.stderr, flush=True)
             done = client.wait_group(group.id, timeout=args.timeout, on_progress=on_progress,
                                      members=False)
-        except claw.WaitTimeout as e:
+        except (claw.WaitTimeout, claw.ClawError) as e:
             print(e, file=sys.stderr)
-            return 5
-        except claw.Unreachable as e:
-            print(e, file=sys.stderr)
-            return 6
-        except claw.ClawError as e:
-            print(e, file=sys.stderr)
-            return 1
+            return claw.exit_code(e)
     reduced = done["follow_up"]
     if reduced["state"] != "succeeded":
         print(f"reduce {reduced['id']} is {reduced['state']}: {reduced.get('error', '')}",
               file=sys.stderr)
-        return 3 if reduced["state"] == "dead" else 4
+        return claw.exit_code(reduced)
     if args.json:
         sys.stdout.buffer.write(reduced["result"] + b"\n")
         return 0

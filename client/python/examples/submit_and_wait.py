@@ -38,21 +38,15 @@ def main():
                                    key=args.key)
             print(f"submitted {job_id}", file=sys.stderr, flush=True)
             job = client.wait(job_id, timeout=args.timeout, on_progress=on_progress)
-        except claw.WaitTimeout as e:
+        except (claw.WaitTimeout, claw.ClawError) as e:
             print(e, file=sys.stderr)
-            return 5
-        except claw.Unreachable as e:
-            print(e, file=sys.stderr)
-            return 6
-        except claw.ClawError as e:
-            print(e, file=sys.stderr)
-            return 1
+            return claw.exit_code(e)
     if job["state"] == "succeeded":
         sys.stdout.buffer.write(job.get("result", b""))
         sys.stdout.flush()
-        return 0
-    print(f"job {job_id} is {job['state']}: {job.get('error', '')}", file=sys.stderr)
-    return 3 if job["state"] == "dead" else 4
+    else:
+        print(f"job {job_id} is {job['state']}: {job.get('error', '')}", file=sys.stderr)
+    return claw.exit_code(job)
 
 
 if __name__ == "__main__":

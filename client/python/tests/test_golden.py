@@ -126,6 +126,28 @@ def check_constants(errors):
         errors.append(f"claw loaded its constants from {claw.PROTOCOL_SOURCE}, not {yaml_path}")
 
 
+def check_exit_codes(errors):
+    """claw.exit_code gives what claw-client gives for the same outcome."""
+    codes = claw.PROTOCOL["exit_codes"]
+    cases = [
+        ({"id": "j-1", "state": "succeeded"}, "OK"),
+        ({"id": "j-1", "state": "dead"}, "JOB_DEAD"),
+        ({"id": "j-1", "state": "cancelled"}, "JOB_CANCELLED"),
+        (claw.WaitTimeout("j-1", None), "WAIT_TIMEOUT"),
+        (claw.Unreachable("no answer"), "UNREACHABLE"),
+        (claw.ClawError("NOT_FOUND", "no such job"), "NOT_FOUND"),
+        (claw.ClawError("QUEUE_FULL", "full"), "ERROR"),
+    ]
+    for outcome, name in cases:
+        if claw.exit_code(outcome) != codes[name]:
+            errors.append(f"exit_code({outcome!r}) is {claw.exit_code(outcome)}, not {name}")
+    try:
+        claw.exit_code({"id": "j-1", "state": "running"})
+        errors.append("exit_code of a running job did not raise")
+    except ValueError:
+        pass
+
+
 def main():
     errors = []
     files = sorted(glob.glob(os.path.join(ROOT, "schema", "golden", "*.hex")))
@@ -142,6 +164,7 @@ def main():
             errors.append(f"{os.path.basename(path)}: {type(e).__name__}: {e}")
     check_constants(errors)
     check_client_specs(errors)
+    check_exit_codes(errors)
     for error in errors:
         print(error)
     print(f"{len(files)} golden files, {len(errors)} mismatches")
