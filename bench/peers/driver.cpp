@@ -295,33 +295,52 @@ Result<Figures> SubmitOnly(const Peer& peer, const Options& options) {
   return figures;
 }
 
-// W2, W2p: workers connected and idle first; first submit to the N-th completion.
-Result<Figures> EndToEnd(const Peer& peer, const Options& options) {
-  auto mapping = SharedMapping::Create(0);
-  if (!mapping) return std::unexpected(mapping.error());
-  WorkerLink::Shared* shared = mapping->get();
+// What W2, W2p and W3 share: the shared block, the worker processes connected and idle, and
+// the producer's connection. Members end in reverse order: producer, workers, then the block.
+struct Rig {
+  SharedMapping mapping;
   WorkerProcesses workers;
-  if (auto ok = workers.Start(peer, options, shared); !ok) return std::unexpected(ok.error());
-  if (auto ok = WaitReady(shared, options.workers, workers); !ok) {
+  std::unique_ptr<Producer> producer;
+  WorkerLink::Shared* shared() const { return mapping.get(); }
+};
+
+Result<std::unique_ptr<Rig>> StartRig(const Peer& peer, const Options& options,
+                                      std::uint64_t samples) {
+  auto mapping = SharedMapping::Create(samples);
+  if (!mapping) return std::unexpected(mapping.error());
+  auto rig = std::make_unique<Rig>(std::move(*mapping));
+  if (auto ok = rig->workers.Start(peer, options, rig->shared()); !ok) {
+    return std::unexpected(ok.error());
+  }
+  if (auto ok = WaitReady(rig->shared(), options.workers, rig->workers); !ok) {
     return std::unexpected(ok.error());
   }
   auto producer = peer.connect_producer(options);
   if (!producer) return std::unexpected(producer.error());
+  rig->producer = std::move(*producer);
+  return rig;
+}
+
+// W2, W2p: workers connected and idle first; first submit to the N-th completion.
+Result<Figures> EndToEnd(const Peer& peer, const Options& options) {
+  auto rig = StartRig(peer, options, 0);
+  if (!rig) return std::unexpected(rig.error());
+  WorkerLink::Shared* shared = (*rig)->shared();
   shared->target.store(static_cast<std::uint32_t>(options.n));
   ServerMeter meter(options.server_pid);
   meter.Begin();
   const std::int64_t begin = NowNs();
-  if (auto ok = (*producer)->Submit(options.n, options.window); !ok) {
+  if (auto ok = (*rig)->producer->Submit(options.n, options.window); !ok) {
     return std::unexpected(ok.error());
   }
-  if (auto ok = WaitDone(shared, static_cast<std::uint32_t>(options.n), workers); !ok) {
+  if (auto ok = WaitDone(shared, static_cast<std::uint32_t>(options.n), (*rig)->workers); !ok) {
     return std::unexpected(ok.error());
   }
   const std::int64_t end = NowNs();
   meter.End();
   // Anything more than N completions would be a job handed out twice.
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  workers.Stop();
+  (*rig)->workers.Stop();
   if (shared->done.load() != options.n) {
     return Fail(std::to_string(shared->done.load()) + " completions for " +
                 std::to_string(options.n) + " jobs");
@@ -334,27 +353,20 @@ Result<Figures> EndToEnd(const Peer& peer, const Options& options) {
 // W3: one worker, one job in the system at a time; latency at the worker's receipt.
 Result<Figures> Latency(const Peer& peer, const Options& options) {
   const std::uint64_t total = options.warmup + options.n;
-  auto mapping = SharedMapping::Create(total);
-  if (!mapping) return std::unexpected(mapping.error());
-  WorkerLink::Shared* shared = mapping->get();
-  WorkerProcesses workers;
-  if (auto ok = workers.Start(peer, options, shared); !ok) return std::unexpected(ok.error());
-  if (auto ok = WaitReady(shared, options.workers, workers); !ok) {
-    return std::unexpected(ok.error());
-  }
-  auto producer = peer.connect_producer(options);
-  if (!producer) return std::unexpected(producer.error());
+  auto rig = StartRig(peer, options, total);
+  if (!rig) return std::unexpected(rig.error());
+  WorkerLink::Shared* shared = (*rig)->shared();
   ServerMeter meter(options.server_pid);
   for (std::uint64_t i = 0; i < total; ++i) {
     if (i == options.warmup) meter.Begin();
     shared->target.store(static_cast<std::uint32_t>(i + 1));
-    if (auto ok = (*producer)->Submit(1, 1); !ok) return std::unexpected(ok.error());
-    if (auto ok = WaitDone(shared, static_cast<std::uint32_t>(i + 1), workers); !ok) {
+    if (auto ok = (*rig)->producer->Submit(1, 1); !ok) return std::unexpected(ok.error());
+    if (auto ok = WaitDone(shared, static_cast<std::uint32_t>(i + 1), (*rig)->workers); !ok) {
       return std::unexpected(ok.error());
     }
   }
   meter.End();
-  workers.Stop();
+  (*rig)->workers.Stop();
   std::vector<double> latencies_us;
   for (std::uint64_t i = options.warmup; i < total; ++i) {
     latencies_us.push_back(static_cast<double>(shared->Samples()[i]) / 1000.0);
