@@ -7,6 +7,8 @@
 // that carries it: an ACCEPTED reply and the first dispatch of a new job, and every WATCH update.
 // Everything else (dispatch, completions) goes on in memory meanwhile, so commits never block
 // dispatch. At most one batch is in flight; the next one fills while it commits.
+// A batch that nothing waits for (no reply, no new job, no watched job) is held back for up to
+// commit_delay_ms, so that a busy broker commits such changes in few, large batches.
 //
 // Job lifecycle (schema/PROTOCOL.md draws it):
 //   submit -> queued -> running -> succeeded          (a delayed submit starts scheduled)
