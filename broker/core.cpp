@@ -231,7 +231,7 @@ void Core::HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now 
       reply.id = FormatJobId(it->second);
       reply.existing = true;
       if (Batch* batch = PendingInsertBatch(it->second)) {
-        batch->replies.push_back({from, std::move(reply)});
+        batch->replies.push_back(Defer(from, reply));
       } else {
         Reply(from, std::move(reply));
       }
@@ -259,7 +259,7 @@ void Core::HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now 
   Accept(job);
   wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
   reply.id = FormatJobId(seq);
-  building_.replies.push_back({from, std::move(reply)});
+  building_.replies.push_back(Defer(from, reply));
 }
 
 void Core::HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitRequest& r, Now now) {
@@ -292,7 +292,7 @@ void Core::HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitReques
         }
       }
       if (Batch* batch = PendingInsertBatch(it->second)) {
-        batch->replies.push_back({from, std::move(reply)});
+        batch->replies.push_back(Defer(from, reply));
       } else {
         Reply(from, std::move(reply));
       }
@@ -387,7 +387,7 @@ void Core::HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitReques
   }
   // Every job exists before any is accepted: members may wait for later members.
   for (Job* job : created) Accept(*job);
-  building_.replies.push_back({from, std::move(reply)});
+  building_.replies.push_back(Defer(from, reply));
   spdlog::info("group {}: {} jobs{}", FormatGroupId(group), n,
                r.follow_up ? " and a follow-up" : "");
 }
@@ -1445,7 +1445,9 @@ std::optional<WriteBatch> Core::TakeBatch(Now now) {
 std::optional<WriteBatch> Core::TakeAll() {
   if (in_flight_) return std::nullopt;
   if (building_.dirty.empty() && building_.removals.empty()) {
-    for (auto& deferred : building_.replies) Reply(deferred.to, std::move(deferred.reply));
+    for (auto& deferred : building_.replies) {
+      outbox_.push_back({deferred.to, std::move(deferred.frames)});
+    }
     building_.replies.clear();
     return std::nullopt;
   }
@@ -1485,19 +1487,18 @@ void Core::OnBatchDone(const Status& result, Now now) {
       watchers_.erase(seq);
       jobs_.erase(it);
     }
-    for (auto& deferred : done.replies) {
-      deferred.reply.status = StatusCode::kStorageError;
-      deferred.reply.message = "the broker could not commit the job: " + result.error().message;
-      deferred.reply.id.reset();
-      deferred.reply.existing.reset();
-      Reply(deferred.to, std::move(deferred.reply));
+    for (const auto& deferred : done.replies) {
+      wire::ClientReply reply{
+          .command = deferred.command, .rid = deferred.rid, .status = StatusCode::kStorageError};
+      reply.message = "the broker could not commit the job: " + result.error().message;
+      Reply(deferred.to, std::move(reply));
     }
     for (const auto& [seq, insert] : done.dirty) {
       if (!insert && jobs_.contains(seq)) MarkDirty(jobs_.at(seq));
     }
     return;
   }
-  for (auto& deferred : done.replies) Reply(deferred.to, std::move(deferred.reply));
+  for (auto& deferred : done.replies) outbox_.push_back({deferred.to, std::move(deferred.frames)});
   for (const ExpiredJob& expired : done.removals) {
     --counts_[StateIndex(expired.state)];
     if (auto key = keys_.find(expired.key); key != keys_.end() && key->second == expired.seq) {
@@ -1533,6 +1534,10 @@ void Core::OnBatchDone(const Status& result, Now now) {
 
 void Core::Reply(const wire::Envelope& to, wire::ClientReply reply) {
   outbox_.push_back({to, wire::Encode(reply)});
+}
+
+Core::DeferredReply Core::Defer(const wire::Envelope& to, const wire::ClientReply& reply) {
+  return {to, reply.command, reply.rid, wire::Encode(reply)};
 }
 
 void Core::ReplyError(const wire::Envelope& to, wire::ClientCommand command, std::uint64_t rid,

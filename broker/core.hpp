@@ -171,9 +171,14 @@ class Core {
     bool operator>(const Deadline& o) const { return at > o.at; }
   };
   using DeadlineHeap = std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>>;
+  // A reply that waits for its batch's commit, encoded at once (a ClientReply is 2 KiB, its
+  // frames a few dozen bytes). If the commit fails, a STORAGE_ERROR for the same command and rid
+  // goes instead.
   struct DeferredReply {
     wire::Envelope to;
-    wire::ClientReply reply;
+    wire::ClientCommand command = wire::ClientCommand::kSubmit;
+    std::uint64_t rid = 0;
+    wire::Frames frames;
   };
   struct Batch {
     std::map<Seq, bool> dirty;           // seq -> needs insert
@@ -216,6 +221,7 @@ class Core {
   Job* EndLease(WorkerState& w, const std::string& id, std::uint64_t lease, std::string_view what);
 
   void Reply(const wire::Envelope& to, wire::ClientReply reply);
+  static DeferredReply Defer(const wire::Envelope& to, const wire::ClientReply& reply);
   void ReplyError(const wire::Envelope& to, wire::ClientCommand command, std::uint64_t rid,
                   wire::StatusCode status, std::string message);
   void SendToWorker(WorkerState& w, const wire::WorkerMessage& message, Now now);
