@@ -713,6 +713,10 @@ void Core::HandleWorker(const wire::Envelope& from, wire::WorkerMessage message,
           HandleFail(*w, m, now);
         } else if constexpr (std::is_same_v<T, wire::ProgressReport>) {
           HandleProgress(*w, m);
+        } else if constexpr (std::is_same_v<T, wire::Started>) {
+          HandleStarted(*w, m, now);
+        } else if constexpr (std::is_same_v<T, wire::Returned>) {
+          HandleReturned(*w, m, now);
         } else if constexpr (std::is_same_v<T, wire::Disconnect>) {
           RemoveWorker(from.routing_id, "disconnected: " + m.reason, now);
         } else if constexpr (std::is_same_v<T, wire::Heartbeat>) {
@@ -740,6 +744,8 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
     problem = "a type is not 1-128 characters of A-Z a-z 0-9 _ . : -";
   } else if (m.capacity == 0 || m.capacity > wire::limits::kMaxCapacity) {
     problem = "capacity must be 1-10000";
+  } else if (m.prefetch > wire::limits::kMaxCapacity) {
+    problem = "prefetch must be 0-10000";
   } else if (m.labels.size() > static_cast<std::size_t>(wire::limits::kMaxLabels)) {
     problem = "at most 64 labels";
   }
@@ -754,10 +760,12 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
     RemoveWorker(it->second, "replaced by a new connection with the same worker id", now);
   }
   std::unordered_map<std::uint64_t, Seq> leases;
+  std::unordered_map<std::uint64_t, bool> unstarted;
   if (WorkerState* old = FindWorker(from.routing_id)) {
     // A READY again on the same connection keeps its jobs: re-register without failing them.
     if (!old->draining) Unlist(from.routing_id, *old);
     leases = std::move(old->leases);
+    unstarted = std::move(old->unstarted);
     if (auto id = worker_ids_.find(old->id);
         id != worker_ids_.end() && id->second == from.routing_id) {
       worker_ids_.erase(id);
@@ -771,19 +779,22 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   std::sort(w.types.begin(), w.types.end());
   w.types.erase(std::unique(w.types.begin(), w.types.end()), w.types.end());
   w.capacity = m.capacity;
+  w.prefetch = m.prefetch;
   w.labels = m.labels;
   w.leases = std::move(leases);
+  w.unstarted = std::move(unstarted);
   w.last_heard_ms = now.mono_ms;
   w.health = NewHealthState(config_.health, now.mono_ms);
   worker_ids_[w.id] = from.routing_id;
-  const std::uint64_t free_slots = w.capacity > w.leases.size() ? w.capacity - w.leases.size() : 0;
+  const std::uint64_t free_slots = w.FreeSlots();
   for (const auto& type : w.types) {
     auto& tw = type_workers_[type];
     tw.routing_ids.push_back(from.routing_id);
     tw.spare += free_slots;
     dirty_types_.push_back(type);
   }
-  spdlog::info("worker {} ready: types={} capacity={}", w.id, fmt::join(w.types, ","), w.capacity);
+  spdlog::info("worker {} ready: types={} capacity={} prefetch={}", w.id, fmt::join(w.types, ","),
+               w.capacity, w.prefetch);
   wire::Welcome welcome{config_.heartbeat_ms, config_.liveness, epoch_};
   if (config_.migration.enabled) {
     welcome.checkpoint_interval_ms = config_.migration.checkpoint_interval_ms;
@@ -842,6 +853,26 @@ void Core::HandleProgress(WorkerState& w, const wire::ProgressReport& m) {
   }
   if (m.checkpoint) job.checkpoint = *m.checkpoint;
   MarkDirty(job);
+}
+
+void Core::HandleStarted(WorkerState& w, const wire::Started& m, Now now) {
+  auto unstarted = w.unstarted.find(m.lease);
+  const auto seq = ParseJobId(m.id);
+  auto lease = seq ? leases_.find(*seq) : leases_.end();
+  if (unstarted == w.unstarted.end() || lease == leases_.end() || lease->second != m.lease) {
+    spdlog::debug("job {} worker={}: STARTED for lease {} ignored", m.id, w.id, m.lease);
+    return;
+  }
+  w.unstarted.erase(unstarted);
+  ArmLeaseDeadline(jobs_.at(*seq), m.lease, now);
+}
+
+void Core::HandleReturned(WorkerState& w, const wire::Returned& m, Now now) {
+  Job* job = EndLease(w, m.id, m.lease, "RETURNED");
+  if (job == nullptr) return;
+  OnAbandoned(config_.breaker, w.breaker, now.mono_ms);
+  spdlog::info("job {} worker={}: given back before it started; queued again", m.id, w.id);
+  Requeue(*job, true, now);
 }
 
 // ---- dependencies ----
@@ -1064,6 +1095,14 @@ void Core::Enqueue(Job& job) {
   dirty_types_.push_back(job.type);
 }
 
+void Core::Requeue(Job& job, bool give_back, Now now) {
+  if (give_back && job.attempts > 0) --job.attempts;
+  SetState(job, JobState::kQueued, now);
+  MarkDirty(job);
+  ready_.PushFront(job.type, job.priority, job.seq);
+  dirty_types_.push_back(job.type);
+}
+
 void Core::FailAttempt(Job& job, const std::string& error, bool permanent, Now now) {
   leases_.erase(job.seq);
   job.error = error;
@@ -1093,10 +1132,11 @@ void Core::NotifyWatchers(const Job& job) {
 // ---- dispatch ----
 
 void Core::ReleaseSlot(WorkerState& w, std::uint64_t lease) {
+  w.unstarted.erase(lease);
   if (w.leases.erase(lease) == 0) return;
   if (w.draining) return;  // out of its types' lists
   // A worker that re-registered with a smaller capacity may still be at or over it.
-  if (w.leases.size() >= w.capacity) return;
+  if (w.FreeSlots() == 0) return;
   for (const auto& type : w.types) {
     ++type_workers_[type].spare;
     dirty_types_.push_back(type);
@@ -1104,7 +1144,7 @@ void Core::ReleaseSlot(WorkerState& w, std::uint64_t lease) {
 }
 
 void Core::Unlist(const std::string& routing_id, const WorkerState& w) {
-  const std::uint64_t free_slots = w.capacity > w.leases.size() ? w.capacity - w.leases.size() : 0;
+  const std::uint64_t free_slots = w.FreeSlots();
   for (const auto& type : w.types) {
     auto& tw = type_workers_[type];
     std::erase(tw.routing_ids, routing_id);
@@ -1113,7 +1153,7 @@ void Core::Unlist(const std::string& routing_id, const WorkerState& w) {
 }
 
 void Core::List(const std::string& routing_id, const WorkerState& w) {
-  const std::uint64_t free_slots = w.capacity > w.leases.size() ? w.capacity - w.leases.size() : 0;
+  const std::uint64_t free_slots = w.FreeSlots();
   for (const auto& type : w.types) {
     auto& tw = type_workers_[type];
     tw.routing_ids.push_back(routing_id);
@@ -1133,15 +1173,17 @@ void Core::RemoveWorker(const std::string& routing_id, const std::string& why, N
     if (current == leases_.end() || current->second != lease) continue;
     Job& job = jobs_.at(seq);
     const std::string error = "worker " + w.id + " lost: " + why;
-    if (config_.migration.enabled && config_.migration.migrate_in_progress &&
-        Decide(job.attempts, job.max_attempts, false) == AfterFailure::kRetry) {
+    if (w.unstarted.contains(lease)) {
+      // It never started there: queued again at once, the attempt given back.
+      leases_.erase(current);
+      Requeue(job, true, now);
+    } else if (config_.migration.enabled && config_.migration.migrate_in_progress &&
+               Decide(job.attempts, job.max_attempts, false) == AfterFailure::kRetry) {
       // Migrated: queued again at once, to resume from its last checkpoint elsewhere. The
       // attempt counts (the job may be what killed the worker).
       leases_.erase(current);
       job.error = error + "; moved to another worker";
-      SetState(job, JobState::kQueued, now);
-      MarkDirty(job);
-      Enqueue(job);
+      Requeue(job, false, now);
     } else {
       FailAttempt(job, error, false, now);
     }
@@ -1180,6 +1222,7 @@ void Core::BuildCandidates(const Job& job, const PlacementRequest& request, Now 
     CandidateView view;
     view.id = w.id;
     view.capacity = w.capacity;
+    view.prefetch = w.prefetch;
     view.in_hand = static_cast<std::uint32_t>(w.leases.size());
     view.breaker_allows = MayDispatch(config_.breaker, w.breaker, now.mono_ms);
     view.healthy = w.health.healthy;
@@ -1260,11 +1303,8 @@ std::uint64_t Core::MigrateJobs(WorkerState& w, const std::string& why, Now now)
     SendToWorker(w, wire::CancelJob{FormatJobId(seq), lease, why + ": moved to another worker"},
                  now);
     Job& job = jobs_.at(seq);
-    if (job.attempts > 0) --job.attempts;  // not the job's fault
     job.error = why + "; moved";
-    SetState(job, JobState::kQueued, now);
-    MarkDirty(job);
-    Enqueue(job);
+    Requeue(job, true, now);  // not the job's fault
     ++moved;
   }
   return moved;
@@ -1331,10 +1371,13 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   w.leases.emplace(lease, job.seq);
   for (const auto& type : w.types) --type_workers_[type].spare;
   OnDispatch(config_.breaker, w.breaker, now.mono_ms);
-  // The worker enforces the timeout itself; this deadline catches a worker that does not.
-  const auto grace = static_cast<std::int64_t>(config_.heartbeat_ms * config_.liveness);
-  lease_deadlines_.push(
-      {now.mono_ms + static_cast<std::int64_t>(job.timeout_ms) + grace, job.seq, lease});
+  // A worker with prefetch may hold the job a while before it starts: its timeout counts from
+  // STARTED.
+  if (w.prefetch > 0) {
+    w.unstarted.emplace(lease, false);
+  } else {
+    ArmLeaseDeadline(job, lease, now);
+  }
   wire::JobDispatch dispatch;
   dispatch.id = FormatJobId(job.seq);
   dispatch.type = job.type;
@@ -1346,6 +1389,55 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   dispatch.checkpoint = job.checkpoint.ToOptional();
   if (!job.links.value().after.empty()) dispatch.inputs = InputsOf(job);
   SendToWorker(w, std::move(dispatch), now);
+}
+
+void Core::ArmLeaseDeadline(const Job& job, std::uint64_t lease, Now now) {
+  const auto grace = static_cast<std::int64_t>(config_.heartbeat_ms * config_.liveness);
+  lease_deadlines_.push(
+      {now.mono_ms + static_cast<std::int64_t>(job.timeout_ms) + grace, job.seq, lease});
+}
+
+void Core::Rebalance(Now now) {
+  // Jobs recalled in this pass for each target: they count as its own until they arrive.
+  std::unordered_map<const WorkerState*, std::uint32_t> planned;
+  for (auto& [routing_id, w] : workers_) {
+    if (w.draining) continue;
+    const bool due = RebalanceDue(config_.scheduling, w.overloaded_since_ms, w.leases.size(),
+                                  w.capacity, now.mono_ms);
+    if (!due || w.unstarted.empty()) continue;
+    // Those that would start last go first.
+    std::vector<std::uint64_t> leases;
+    for (const auto& [lease, recalled] : w.unstarted) {
+      if (!recalled) leases.push_back(lease);
+    }
+    std::sort(leases.rbegin(), leases.rend());
+    std::uint32_t recalled = 0;
+    for (const auto lease : leases) {
+      const Job& job = jobs_.at(w.leases.at(lease));
+      PlacementRequest request = PlacementOf(job);
+      BuildCandidates(job, request, now);
+      std::optional<std::size_t> source;
+      for (std::size_t i = 0; i < candidates_.size(); ++i) {
+        if (candidate_workers_[i] == &w) source = i;
+        if (auto p = planned.find(candidate_workers_[i]); p != planned.end()) {
+          candidates_[i].in_hand += p->second;
+        }
+      }
+      const auto target = scheduler_.RebalanceTarget(std::move(request), candidates_, source);
+      if (!target) continue;
+      ++planned[candidate_workers_[*target]];
+      w.unstarted[lease] = true;
+      SendToWorker(w, wire::Recall{FormatJobId(job.seq), lease}, now);
+      ++recalled;
+    }
+    if (recalled > 0) {
+      spdlog::info(
+          "worker {}: {} jobs in hand for capacity {} for {}; recalled {} it has not started", w.id,
+          w.leases.size(), w.capacity,
+          wire::FormatDuration(static_cast<std::int64_t>(config_.scheduling.rebalance_interval_ms)),
+          recalled);
+    }
+  }
 }
 
 // ---- time ----
@@ -1403,6 +1495,7 @@ void Core::OnTick(Now now) {
     for (const auto& routing_id : dead) {
       RemoveWorker(routing_id, "silent for " + wire::FormatDuration(expiry), now);
     }
+    if (config_.scheduling.strategy == Strategy::kAdaptive) Rebalance(now);
     next_heartbeat_scan_ms_ = now.mono_ms + std::max<std::int64_t>(hb / 4, 1);
   }
   Purge(now);
@@ -1584,6 +1677,8 @@ wire::ClusterInfo Core::Cluster(Now now) const {
     wi.types = w.types;
     wi.capacity = w.capacity;
     wi.in_use = static_cast<std::uint32_t>(w.leases.size());
+    wi.prefetch = w.prefetch;
+    wi.waiting = static_cast<std::uint32_t>(w.unstarted.size());
     wi.labels = w.labels;
     wi.last_seen_ms =
         static_cast<std::uint64_t>(std::max<std::int64_t>(0, now.mono_ms - w.last_heard_ms));

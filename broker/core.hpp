@@ -151,13 +151,22 @@ class Core {
     std::string id;
     std::vector<std::string> types;
     std::uint32_t capacity = 1;
+    std::uint32_t prefetch = 0;  // jobs it may hold beyond capacity, waiting to start
     wire::Labels labels;
     std::unordered_map<std::uint64_t, Seq> leases;  // jobs in hand: lease -> job
+    // Of `leases`, those a worker with prefetch has not said STARTED for: lease -> recalled.
+    std::unordered_map<std::uint64_t, bool> unstarted;
+    std::optional<std::int64_t> overloaded_since_ms;  // adaptive (RebalanceDue)
     std::int64_t last_heard_ms = 0;
     std::int64_t last_sent_ms = 0;
     BreakerState breaker;
     HealthState health;
     bool draining = false;  // DRAIN: out of its types' lists, no new jobs
+    // Jobs it may still be sent: capacity + prefetch minus those in hand.
+    std::uint64_t FreeSlots() const {
+      const std::uint64_t limit = std::uint64_t{capacity} + prefetch;
+      return limit > leases.size() ? limit - leases.size() : 0;
+    }
   };
   struct TypeWorkers {
     std::vector<std::string> routing_ids;  // workers serving this type
@@ -216,6 +225,8 @@ class Core {
   void HandleDone(WorkerState& w, const wire::Done& m, Now now);
   void HandleFail(WorkerState& w, const wire::Failed& m, Now now);
   void HandleProgress(WorkerState& w, const wire::ProgressReport& m);
+  void HandleStarted(WorkerState& w, const wire::Started& m, Now now);
+  void HandleReturned(WorkerState& w, const wire::Returned& m, Now now);
   // Frees the slot `lease` held on `w`; the job if the lease was still its current one (it has
   // ended now), else nullptr (a late or foreign reply, logged and ignored).
   Job* EndLease(WorkerState& w, const std::string& id, std::uint64_t lease, std::string_view what);
@@ -276,6 +287,10 @@ class Core {
   void SetState(Job& job, wire::JobState state, Now now);
   void MarkDirty(const Job& job, bool insert = false);
   void Enqueue(Job& job);
+  // Queues a job whose lease has ended again at once, ahead of its priority's queue (it has
+  // waited its turn), its checkpoint kept; with `give_back` the attempt does not count (it was
+  // not the job's fault, or it never started).
+  void Requeue(Job& job, bool give_back, Now now);
   // A running attempt ended without success.
   void FailAttempt(Job& job, const std::string& error, bool permanent, Now now);
   // Ends a lease: the slot it held is free again.
@@ -284,6 +299,11 @@ class Core {
   // Takes a worker out of its types' lists and spare-slot counts.
   void Unlist(const std::string& routing_id, const WorkerState& w);
   void Dispatch(Now now);
+  // adaptive: recalls jobs that overloaded workers hold but have not started, for less loaded
+  // workers to take (Scheduler::RebalanceTarget).
+  void Rebalance(Now now);
+  // The lease deadline: the worker enforces the timeout itself, this catches one that does not.
+  void ArmLeaseDeadline(const Job& job, std::uint64_t lease, Now now);
   // What `job` asks of its worker.
   PlacementRequest PlacementOf(const Job& job) const;
   // Fills candidates_ and candidate_workers_ with every worker serving `job`'s type.

@@ -129,7 +129,7 @@ Placement Place(const PlacementRequest& request, std::span<const CandidateView> 
   }
 
   const auto available = alive.size();
-  Keep(alive, candidates, [](const auto& c) { return c.in_hand < c.capacity; });
+  Keep(alive, candidates, [](const auto& c) { return c.in_hand < c.capacity + c.prefetch; });
   if (alive.empty()) {
     return waiting(available == 1
                        ? "the 1 eligible worker is full"

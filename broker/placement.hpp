@@ -14,7 +14,8 @@
 //             measured yet is not eligible for such a job (it will be after its first health
 //             check); a job without a bound ignores RTT.
 //   health    the worker is healthy and its circuit breaker lets a job through.
-//   room      jobs in hand < capacity.
+//   room      jobs in hand < capacity + prefetch (a worker with prefetch holds that many more,
+//             waiting to start).
 //   anti-affinity  with a key in the request: workers holding no other job with that key are
 //             preferred; when every eligible worker holds one, those holding the fewest remain.
 //             It narrows the choice after the cross-zone preference has.
@@ -59,7 +60,8 @@ struct CandidateView {
   wire::Labels labels;
   std::string zone;
   std::uint32_t capacity = 1;
-  std::uint32_t in_hand = 0;  // jobs it holds now
+  std::uint32_t prefetch = 0;  // jobs it may hold beyond capacity, waiting to start
+  std::uint32_t in_hand = 0;   // jobs it holds now, started or not
   bool healthy = true;
   bool breaker_allows = true;           // MayDispatch of its circuit breaker
   std::optional<std::uint32_t> rtt_ms;  // measured round trip (the smoothed one); none yet

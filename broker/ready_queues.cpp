@@ -12,6 +12,13 @@ void ReadyQueues::Push(const std::string& type, std::uint32_t priority, Seq seq)
   ++q.size;
 }
 
+void ReadyQueues::PushFront(const std::string& type, std::uint32_t priority, Seq seq) {
+  assert(priority < kLevels);
+  auto& q = types_[type];
+  q.fifo[priority].push_front(seq);
+  ++q.size;
+}
+
 ReadyQueues::Head ReadyQueues::Front(const std::string& type) {
   auto it = types_.find(type);
   if (it == types_.end() || it->second.size == 0) return {};

@@ -17,6 +17,9 @@ namespace claw::broker {
 class ReadyQueues {
  public:
   void Push(const std::string& type, std::uint32_t priority, Seq seq);
+  // Ahead of its priority's other jobs: for a job that lost its worker through no fault of its
+  // own and has waited its turn already.
+  void PushFront(const std::string& type, std::uint32_t priority, Seq seq);
   // The next job of `type`: highest priority first, oldest first within a priority.
   std::optional<Seq> Pop(const std::string& type);
   // The job Pop would return, left in place.

@@ -32,6 +32,9 @@ bool LessLoaded(const CandidateView& a, const CandidateView& b) {
   return std::uint64_t{a.in_hand} * b.capacity < std::uint64_t{b.in_hand} * a.capacity;
 }
 
+// Jobs it may still be sent (eligible candidates only: it has room).
+std::uint32_t FreeSlots(const CandidateView& c) { return c.capacity + c.prefetch - c.in_hand; }
+
 }  // namespace
 
 std::string_view Name(Strategy strategy) {
@@ -56,13 +59,31 @@ std::optional<Strategy> ParseStrategy(std::string_view name) {
   return std::nullopt;
 }
 
+bool RebalanceDue(const SchedulingConfig& config, std::optional<std::int64_t>& over_since_ms,
+                  std::uint64_t in_hand, std::uint32_t capacity, std::int64_t now_ms) {
+  if (static_cast<double>(in_hand) <= config.threshold * capacity) {
+    over_since_ms.reset();
+    return false;
+  }
+  if (!over_since_ms) over_since_ms = now_ms;
+  if (now_ms - *over_since_ms < static_cast<std::int64_t>(config.rebalance_interval_ms)) {
+    return false;
+  }
+  over_since_ms = now_ms;
+  return true;
+}
+
 Scheduler::Scheduler(SchedulingConfig config, std::uint32_t virtual_nodes)
     : config_(std::move(config)), virtual_nodes_(virtual_nodes) {}
 
-Choice Scheduler::Pick(PlacementRequest request, std::string_view key,
-                       std::span<const CandidateView> candidates) {
+void Scheduler::Normalize(PlacementRequest& request) const {
   if (!request.locality) request.locality = config_.locality;
   if (!config_.anti_affinity) request.anti_affinity_key.clear();
+}
+
+Choice Scheduler::Pick(PlacementRequest request, std::string_view key,
+                       std::span<const CandidateView> candidates) {
+  Normalize(request);
   auto placement = Place(request, candidates);
   if (placement.eligible.empty()) return {std::nullopt, std::move(placement.why_waiting)};
 
@@ -86,6 +107,22 @@ Choice Scheduler::Pick(PlacementRequest request, std::string_view key,
   return {chosen, ""};
 }
 
+std::optional<std::size_t> Scheduler::RebalanceTarget(PlacementRequest request,
+                                                      std::span<const CandidateView> candidates,
+                                                      std::optional<std::size_t> source) const {
+  Normalize(request);
+  std::optional<std::size_t> best;
+  for (auto i : Place(request, candidates).eligible) {
+    const auto& c = candidates[i];
+    if (i == source || c.in_hand >= c.capacity ||
+        static_cast<double>(c.in_hand) >= config_.threshold * c.capacity) {
+      continue;
+    }
+    if (!best || LessLoaded(c, candidates[*best])) best = i;
+  }
+  return best;
+}
+
 std::string_view Scheduler::LastPick(const std::string& type) const {
   auto it = types_.find(type);
   return it == types_.end() ? std::string_view() : std::string_view(it->second.last);
@@ -103,8 +140,7 @@ std::size_t Scheduler::LeastLoaded(const TypeState& type, std::span<const Candid
   for (auto i : order) {
     const auto& c = candidates[i];
     const auto& b = candidates[best];
-    if (LessLoaded(c, b) ||
-        (!LessLoaded(b, c) && c.capacity - c.in_hand > b.capacity - b.in_hand)) {
+    if (LessLoaded(c, b) || (!LessLoaded(b, c) && FreeSlots(c) > FreeSlots(b))) {
       best = i;
     }
   }

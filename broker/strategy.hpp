@@ -8,8 +8,10 @@
 //                 its own keys. A job without a key is placed least-loaded.
 //   least-loaded  the lowest jobs-in-hand / capacity; ties go to the most free slots, then to
 //                 the first in round-robin order, so equal workers take turns.
-//   adaptive      picks least-loaded. Its rebalancing (moving jobs a worker holds but has not
-//                 started) has nothing to move yet: a Claw worker starts every job it holds.
+//   adaptive      picks least-loaded, and rebalances: a worker that has held more than
+//                 threshold x capacity jobs for rebalance_interval gives back the jobs it has
+//                 not started (it has prefetch) that a less loaded worker can start at once
+//                 (RebalanceTarget). Then its clock starts again.
 // Every strategy picks among eligible workers only, so a full worker is never picked.
 //
 // Affinity (routing.affinity): before the strategy, the eligible worker that ran the type's last
@@ -55,6 +57,13 @@ struct Choice {
   std::string why_waiting;            // set when no worker is chosen (Placement::why_waiting)
 };
 
+// adaptive: whether a worker is due for rebalancing. `over_since_ms` is kept per worker: when
+// the worker's load went above the threshold (in_hand > threshold x capacity), nullopt while it
+// is not. Due once the load has stayed above it for rebalance_interval_ms; the clock then starts
+// again, so a worker is rebalanced at most once an interval.
+bool RebalanceDue(const SchedulingConfig& config, std::optional<std::int64_t>& over_since_ms,
+                  std::uint64_t in_hand, std::uint32_t capacity, std::int64_t now_ms);
+
 class Scheduler {
  public:
   explicit Scheduler(SchedulingConfig config,
@@ -67,6 +76,14 @@ class Scheduler {
   Choice Pick(PlacementRequest request, std::string_view key,
               std::span<const CandidateView> candidates);
 
+  // adaptive: the worker that should take a job recalled from candidates[source] (nullopt: the
+  // source does not serve the type now): an eligible one other than the source with a free slot
+  // (so it starts the job at once) and a load below the threshold, the least loaded of them.
+  // nullopt: none, the job stays where it is.
+  std::optional<std::size_t> RebalanceTarget(PlacementRequest request,
+                                             std::span<const CandidateView> candidates,
+                                             std::optional<std::size_t> source) const;
+
   const SchedulingConfig& config() const { return config_; }
   // The id of the worker picked last for `type` ("" before the first pick): affinity's input.
   std::string_view LastPick(const std::string& type) const;
@@ -77,6 +94,8 @@ class Scheduler {
     HashRing ring;
   };
 
+  // Fills in what the configuration decides for every request (locality, anti-affinity).
+  void Normalize(PlacementRequest& request) const;
   std::size_t RoundRobin(const TypeState& type, std::span<const CandidateView> candidates,
                          const std::vector<std::size_t>& eligible) const;
   std::size_t LeastLoaded(const TypeState& type, std::span<const CandidateView> candidates,

@@ -149,6 +149,8 @@ json ClusterToJson(const wire::ClusterInfo& cluster) {
                        {"types", worker.types},
                        {"capacity", worker.capacity},
                        {"in_use", worker.in_use},
+                       {"prefetch", worker.prefetch},
+                       {"waiting", worker.waiting},
                        {"labels", worker.labels},
                        {"last_seen_ms", worker.last_seen_ms},
                        {"breaker", worker.breaker},

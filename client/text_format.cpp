@@ -346,14 +346,15 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
   std::vector<std::vector<std::string>> worker_rows;
   for (const auto& worker : cluster.workers) {
     const auto zone = worker.labels.find(std::string(kZoneLabel));
-    worker_rows.push_back({worker.id, Join(worker.types, ","),
-                           std::to_string(worker.in_use) + "/" + std::to_string(worker.capacity),
-                           zone == worker.labels.end() ? "-" : zone->second,
-                           OrDash(Join(LabelTexts(worker.labels, kZoneLabel), ",")), worker.health,
-                           worker.breaker,
-                           worker.rtt_ms ? std::to_string(*worker.rtt_ms) + "ms" : "-",
-                           worker.draining ? "yes" : "no",
-                           FormatElapsed(std::chrono::milliseconds(worker.last_seen_ms)) + " ago"});
+    worker_rows.push_back(
+        {worker.id, Join(worker.types, ","),
+         std::to_string(worker.in_use) + "/" + std::to_string(worker.capacity) +
+             (worker.waiting ? " (" + std::to_string(worker.waiting) + " waiting)" : ""),
+         zone == worker.labels.end() ? "-" : zone->second,
+         OrDash(Join(LabelTexts(worker.labels, kZoneLabel), ",")), worker.health, worker.breaker,
+         worker.rtt_ms ? std::to_string(*worker.rtt_ms) + "ms" : "-",
+         worker.draining ? "yes" : "no",
+         FormatElapsed(std::chrono::milliseconds(worker.last_seen_ms)) + " ago"});
   }
   out += '\n' + FormatTable({"WORKER", "TYPES", "LOAD", "ZONE", "LABELS", "HEALTH", "BREAKER",
                              "RTT", "DRAINING", "LAST_SEEN"},

@@ -161,6 +161,8 @@ void Fields(F& f, const WorkerInfo& v) {
   f(field::kTypes, v.types);
   f(field::kCapacity, v.capacity);
   f(field::kInUse, v.in_use);
+  if (v.prefetch) f(field::kPrefetch, v.prefetch);
+  if (v.waiting) f(field::kWaiting, v.waiting);
   f(field::kLabels, v.labels);
   f(field::kLastSeenMs, v.last_seen_ms);
   f(field::kBreaker, v.breaker);
@@ -379,6 +381,7 @@ void Fields(F& f, const Ready& v) {
   f(field::kTypes, v.types);
   f(field::kCapacity, v.capacity);
   f(field::kLabels, v.labels);
+  if (v.prefetch) f(field::kPrefetch, v.prefetch);
 }
 
 template <typename F>
@@ -431,6 +434,13 @@ void Fields(F& f, const CancelJob& v) {
   f(field::kId, v.id);
   f(field::kLease, v.lease);
   if (!v.reason.empty()) f(field::kReason, v.reason);
+}
+
+template <typename F, typename T>
+requires std::is_same_v<T, Started> || std::is_same_v<T, Recall> || std::is_same_v<T, Returned>
+void Fields(F& f, const T& v) {
+  f(field::kId, v.id);
+  f(field::kLease, v.lease);
 }
 
 template <typename F>
@@ -674,6 +684,8 @@ bool Read(const msgpack::object& o, WorkerInfo& out) {
   r.Req(field::kTypes, out.types);
   r.Req(field::kCapacity, out.capacity);
   r.Req(field::kInUse, out.in_use);
+  r.OptPlain(field::kPrefetch, out.prefetch);
+  r.OptPlain(field::kWaiting, out.waiting);
   r.Req(field::kLabels, out.labels);
   r.Req(field::kLastSeenMs, out.last_seen_ms);
   r.Req(field::kBreaker, out.breaker);
@@ -928,6 +940,15 @@ std::expected<ClientRequest, std::string> ReadClientRequest(ClientCommand comman
   return std::unexpected("unknown command");
 }
 
+// STARTED, RECALL, RETURNED: a job id and its lease.
+template <typename T>
+T ReadLeaseOf(Reader& r) {
+  T m;
+  r.Req(field::kId, m.id);
+  r.Req(field::kLease, m.lease);
+  return m;
+}
+
 std::expected<WorkerMessage, std::string> ReadWorkerMessage(WorkerCommand command,
                                                             const msgpack::object& body) {
   auto finish = [](Reader& r, auto message) -> std::expected<WorkerMessage, std::string> {
@@ -942,6 +963,7 @@ std::expected<WorkerMessage, std::string> ReadWorkerMessage(WorkerCommand comman
       r.Req(field::kTypes, m.types);
       r.OptPlain(field::kCapacity, m.capacity);
       r.OptPlain(field::kLabels, m.labels);
+      r.OptPlain(field::kPrefetch, m.prefetch);
       return finish(r, std::move(m));
     }
     case WorkerCommand::kWelcome: {
@@ -1006,6 +1028,12 @@ std::expected<WorkerMessage, std::string> ReadWorkerMessage(WorkerCommand comman
       r.OptPlain(field::kReason, m.reason);
       return finish(r, std::move(m));
     }
+    case WorkerCommand::kStarted:
+      return finish(r, ReadLeaseOf<Started>(r));
+    case WorkerCommand::kRecall:
+      return finish(r, ReadLeaseOf<Recall>(r));
+    case WorkerCommand::kReturned:
+      return finish(r, ReadLeaseOf<Returned>(r));
   }
   return std::unexpected("unknown command");
 }
@@ -1076,13 +1104,15 @@ std::string_view FindName(const std::array<CodeName<Code>, N>& table, Code code)
 
 bool BrokerMaySend(WorkerCommand c) {
   return c == WorkerCommand::kWelcome || c == WorkerCommand::kJob || c == WorkerCommand::kCancel ||
-         c == WorkerCommand::kHeartbeat || c == WorkerCommand::kDisconnect;
+         c == WorkerCommand::kHeartbeat || c == WorkerCommand::kDisconnect ||
+         c == WorkerCommand::kRecall;
 }
 
 bool WorkerMaySend(WorkerCommand c) {
   return c == WorkerCommand::kReady || c == WorkerCommand::kProgress || c == WorkerCommand::kDone ||
          c == WorkerCommand::kFail || c == WorkerCommand::kHeartbeat ||
-         c == WorkerCommand::kDisconnect;
+         c == WorkerCommand::kDisconnect || c == WorkerCommand::kStarted ||
+         c == WorkerCommand::kReturned;
 }
 
 // The part of a header before its version digits: "CLAWC1" -> "CLAWC".
@@ -1110,7 +1140,8 @@ WorkerCommand CommandOf(const WorkerMessage& message) {
   static constexpr std::array<WorkerCommand, std::variant_size_v<WorkerMessage>> kByIndex = {
       WorkerCommand::kReady,    WorkerCommand::kWelcome,   WorkerCommand::kJob,
       WorkerCommand::kProgress, WorkerCommand::kDone,      WorkerCommand::kFail,
-      WorkerCommand::kCancel,   WorkerCommand::kHeartbeat, WorkerCommand::kDisconnect};
+      WorkerCommand::kCancel,   WorkerCommand::kHeartbeat, WorkerCommand::kDisconnect,
+      WorkerCommand::kStarted,  WorkerCommand::kRecall,    WorkerCommand::kReturned};
   return kByIndex[message.index()];
 }
 

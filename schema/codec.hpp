@@ -71,6 +71,8 @@ struct WorkerInfo {
   std::vector<std::string> types;
   std::uint32_t capacity = 0;
   std::uint32_t in_use = 0;
+  std::uint32_t prefetch = 0;
+  std::uint32_t waiting = 0;  // of in_use, not started
   Labels labels;
   std::uint64_t last_seen_ms = 0;
   std::string breaker = "closed";
@@ -424,6 +426,7 @@ struct Ready {
   std::vector<std::string> types;
   std::uint32_t capacity = 1;
   Labels labels;
+  std::uint32_t prefetch = 0;
   bool operator==(const Ready&) const = default;
 };
 
@@ -489,8 +492,27 @@ struct Disconnect {
   bool operator==(const Disconnect&) const = default;
 };
 
+// STARTED, RECALL and RETURNED: one job of a worker with prefetch.
+struct Started {
+  std::string id;
+  std::uint64_t lease = 0;
+  bool operator==(const Started&) const = default;
+};
+
+struct Recall {
+  std::string id;
+  std::uint64_t lease = 0;
+  bool operator==(const Recall&) const = default;
+};
+
+struct Returned {
+  std::string id;
+  std::uint64_t lease = 0;
+  bool operator==(const Returned&) const = default;
+};
+
 using WorkerMessage = std::variant<Ready, Welcome, JobDispatch, ProgressReport, Done, Failed,
-                                   CancelJob, Heartbeat, Disconnect>;
+                                   CancelJob, Heartbeat, Disconnect, Started, Recall, Returned>;
 
 WorkerCommand CommandOf(const WorkerMessage& message);
 

@@ -116,9 +116,12 @@ enum class WorkerCommand : std::uint8_t {
   kCancel = 0x07,
   kHeartbeat = 0x08,
   kDisconnect = 0x09,
+  kStarted = 0x0a,
+  kRecall = 0x0b,
+  kReturned = 0x0c,
 };
 
-inline constexpr std::array<CodeName<WorkerCommand>, 9> kWorkerCommands = {{
+inline constexpr std::array<CodeName<WorkerCommand>, 12> kWorkerCommands = {{
     {WorkerCommand::kReady, "READY"},
     {WorkerCommand::kWelcome, "WELCOME"},
     {WorkerCommand::kJob, "JOB"},
@@ -128,6 +131,9 @@ inline constexpr std::array<CodeName<WorkerCommand>, 9> kWorkerCommands = {{
     {WorkerCommand::kCancel, "CANCEL"},
     {WorkerCommand::kHeartbeat, "HEARTBEAT"},
     {WorkerCommand::kDisconnect, "DISCONNECT"},
+    {WorkerCommand::kStarted, "STARTED"},
+    {WorkerCommand::kRecall, "RECALL"},
+    {WorkerCommand::kReturned, "RETURNED"},
 }};
 
 enum class PeerCommand : std::uint8_t {
@@ -271,6 +277,7 @@ inline constexpr std::string_view kPeerState = "peer_state";
 inline constexpr std::string_view kPercent = "percent";
 inline constexpr std::string_view kPermanent = "permanent";
 inline constexpr std::string_view kPosition = "position";
+inline constexpr std::string_view kPrefetch = "prefetch";
 inline constexpr std::string_view kPrimary = "primary";
 inline constexpr std::string_view kPriority = "priority";
 inline constexpr std::string_view kProgress = "progress";
@@ -295,6 +302,7 @@ inline constexpr std::string_view kTotal = "total";
 inline constexpr std::string_view kType = "type";
 inline constexpr std::string_view kTypes = "types";
 inline constexpr std::string_view kUpdatedAt = "updated_at";
+inline constexpr std::string_view kWaiting = "waiting";
 inline constexpr std::string_view kWaitingReason = "waiting_reason";
 inline constexpr std::string_view kWorker = "worker";
 inline constexpr std::string_view kWorkerId = "worker_id";

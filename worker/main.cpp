@@ -57,6 +57,7 @@ int main(int argc, char** argv) {
       env_broker != nullptr && *env_broker != '\0' ? env_broker : "tcp://127.0.0.1:5555";
   std::vector<std::string> types;
   std::uint32_t capacity = 1;
+  std::uint32_t prefetch = 0;
   std::vector<std::string> labels;
   std::string id;
   std::string command;
@@ -70,6 +71,10 @@ int main(int argc, char** argv) {
       ->check(ValueCheck("TYPE", worker::CheckJobType));
   app.add_option("--capacity", capacity, "Jobs run at once (default 1)")
       ->check(CLI::Range(std::uint32_t{1}, static_cast<std::uint32_t>(wire::limits::kMaxCapacity)));
+  app.add_option("--prefetch", prefetch,
+                 "Jobs held beyond capacity, waiting to start (default 0); the adaptive strategy "
+                 "moves them to less loaded workers")
+      ->check(CLI::Range(std::uint32_t{0}, static_cast<std::uint32_t>(wire::limits::kMaxCapacity)));
   app.add_option("--label", labels, "Label key=value announced to the broker; repeatable")
       ->check(ValueCheck("KEY=VALUE", worker::ParseLabel));
   app.add_option("--id", id, "Worker id (default <hostname>-<pid>)");
@@ -86,7 +91,8 @@ int main(int argc, char** argv) {
   worker::WorkerOptions options{.brokers = worker::SplitList(brokers),
                                 .id = id.empty() ? worker::DefaultWorkerId() : id,
                                 .types = types,
-                                .capacity = capacity};
+                                .capacity = capacity,
+                                .prefetch = prefetch};
   if (options.brokers.empty()) {
     std::cerr << "--broker: no endpoint given\n";
     return kUsageExit;
@@ -104,8 +110,9 @@ int main(int argc, char** argv) {
   // them even where the init process does not (containers).
   prctl(PR_SET_CHILD_SUBREAPER, 1);
 
-  log->info("worker {} starting: types {}, capacity {}, broker(s) {}", options.id,
-            fmt::join(options.types, ","), options.capacity, fmt::join(options.brokers, ","));
+  log->info("worker {} starting: types {}, capacity {}, prefetch {}, broker(s) {}", options.id,
+            fmt::join(options.types, ","), options.capacity, options.prefetch,
+            fmt::join(options.brokers, ","));
   worker::Worker worker(options, worker::MakeExecHandler(command));
   if (auto status = worker.Run(stop_requested); !status) {
     log->error("worker {}: {}", options.id, status.error().message);

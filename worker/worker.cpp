@@ -202,7 +202,8 @@ class Worker::Loop {
     const wire::Ready ready{.worker_id = options_.id,
                             .types = options_.types,
                             .capacity = options_.capacity,
-                            .labels = options_.labels};
+                            .labels = options_.labels,
+                            .prefetch = options_.prefetch};
     if (!wire::Send(*socket_, wire::Encode(wire::WorkerMessage(ready)))) return;
     phase_ = Phase::kAwaitingWelcome;
     timer_.Sent(now);
@@ -213,6 +214,11 @@ class Worker::Loop {
     Logger()->warn("worker {}: lost broker {}: {}", options_.id, Endpoint(), reason);
     socket_.reset();
     outbox_.clear();
+    if (!held_.empty()) {
+      Logger()->warn("worker {}: dropped {} job(s) that had not started", options_.id,
+                     held_.size());
+      held_.clear();
+    }
     for (auto& [token, job] : jobs_) {
       if (job.connection != connection_) continue;
       Logger()->warn("job {} type={} attempt={} worker={}: cancelled, its connection was lost",
@@ -298,6 +304,11 @@ class Worker::Loop {
       StartJob(std::move(*job));
     } else if (auto* cancel = std::get_if<wire::CancelJob>(&message)) {
       CancelJob(*cancel);
+    } else if (auto* recall = std::get_if<wire::Recall>(&message)) {
+      if (!GiveBack(recall->id, recall->lease)) {
+        Logger()->debug("worker {}: RECALL for job {} that has started or ended", options_.id,
+                        recall->id);
+      }
     } else if (auto* disconnect = std::get_if<wire::Disconnect>(&message)) {
       LoseConnection(now, "broker said DISCONNECT: " + disconnect->reason);
     } else if (auto* heartbeat = std::get_if<wire::Heartbeat>(&message)) {
@@ -310,6 +321,12 @@ class Worker::Loop {
   }
 
   void StartJob(wire::JobDispatch job) {
+    if (jobs_.size() >= options_.capacity && held_.size() < options_.prefetch) {
+      Logger()->debug("job {} type={} attempt={} worker={}: waiting for a free slot", job.id,
+                      job.type, job.attempt, options_.id);
+      held_.push_back(std::move(job));
+      return;
+    }
     if (jobs_.size() >= options_.capacity) {
       Logger()->warn("job {} type={} attempt={} worker={}: refused, over capacity {}", job.id,
                      job.type, job.attempt, options_.id, options_.capacity);
@@ -332,13 +349,36 @@ class Worker::Loop {
         checkpoint_interval_ms_);
     Logger()->info("job {} type={} attempt={} worker={}: started", active.id, active.type,
                    active.attempt, options_.id);
+    if (options_.prefetch > 0) SendMessage(wire::Started{.id = active.id, .lease = active.lease});
     pool_.Submit([handler = handler_, context = active.context, mailbox, token] {
       mailbox->Post({token, RunHandler(*handler, *context)});
     });
     jobs_.emplace(token, std::move(active));
   }
 
+  // Drops a job that is waiting to start and tells the broker so; false if none is.
+  bool GiveBack(const std::string& id, std::uint64_t lease) {
+    auto it = std::ranges::find_if(
+        held_, [&](const wire::JobDispatch& job) { return job.id == id && job.lease == lease; });
+    if (it == held_.end()) return false;
+    Logger()->info("job {} type={} attempt={} worker={}: given back before it started", id,
+                   it->type, it->attempt, options_.id);
+    held_.erase(it);
+    SendMessage(wire::Returned{.id = id, .lease = lease});
+    return true;
+  }
+
+  // Starts waiting jobs while threads are free.
+  void StartHeld() {
+    while (jobs_.size() < options_.capacity && !held_.empty()) {
+      wire::JobDispatch next = std::move(held_.front());
+      held_.pop_front();
+      StartJob(std::move(next));
+    }
+  }
+
   void CancelJob(const wire::CancelJob& cancel) {
+    if (GiveBack(cancel.id, cancel.lease)) return;
     for (auto& [token, job] : jobs_) {
       if (job.id != cancel.id || job.lease != cancel.lease || job.connection != connection_) {
         continue;
@@ -371,6 +411,7 @@ class Worker::Loop {
       Finish(job, std::get<Outcome>(std::move(event.what)), current);
       jobs_.erase(found);
     }
+    StartHeld();
   }
 
   void Finish(const ActiveJob& job, Outcome outcome, bool current) {
@@ -419,6 +460,9 @@ class Worker::Loop {
       SendMessage(
           wire::Failed{.id = job.id, .lease = job.lease, .error = std::string(kShuttingDown)});
     }
+    // Jobs that have not started go back to the queue at once, their attempt not counted.
+    while (!held_.empty() && Connected()) GiveBack(held_.front().id, held_.front().lease);
+    held_.clear();
     if (socket_ && Connected()) SendMessage(wire::Disconnect{std::string(kShuttingDown)});
     // Nothing more goes to the broker: outcomes that arrive from here on are dropped.
     ++connection_;
@@ -469,6 +513,9 @@ class Worker::Loop {
   std::mt19937_64 random_;
   std::deque<wire::WorkerMessage> outbox_;
   std::unordered_map<std::uint64_t, ActiveJob> jobs_;
+  // Jobs waiting for a free thread (prefetch), in arrival order; all of the current connection
+  // (a lost connection drops them).
+  std::deque<wire::JobDispatch> held_;
   std::uint64_t next_token_ = 0;
 };
 
@@ -483,6 +530,10 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   if (options_.capacity < 1 || options_.capacity > wire::limits::kMaxCapacity) {
     return Fail("capacity must be 1-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +
                 std::to_string(options_.capacity));
+  }
+  if (options_.prefetch > wire::limits::kMaxCapacity) {
+    return Fail("prefetch must be 0-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +
+                std::to_string(options_.prefetch));
   }
   if (options_.id.empty() ||
       options_.id.size() > static_cast<std::size_t>(wire::limits::kMaxWorkerIdBytes)) {

@@ -1,6 +1,8 @@
 // The Claw worker library: connects to a broker, announces the job types it runs, and runs each
 // JOB the broker sends through a Handler on a fixed pool of `capacity` threads, reporting
-// PROGRESS, DONE and FAIL back with the job's lease.
+// PROGRESS, DONE and FAIL back with the job's lease. With `prefetch`, up to that many more jobs
+// wait in arrival order for a free thread; the worker says STARTED as each job starts, and gives
+// a waiting job back (RETURNED) when the broker recalls it.
 //
 //   claw::worker::Worker worker({.brokers = {"tcp://127.0.0.1:5555"}, .id = "w1",
 //                                .types = {"resize"}, .capacity = 4},
@@ -36,6 +38,7 @@ struct WorkerOptions {
   std::string id;
   std::vector<std::string> types;
   std::uint32_t capacity = 1;
+  std::uint32_t prefetch = 0;  // jobs held beyond capacity, waiting to start
   wire::Labels labels;
   // At shutdown, how long to wait for cancelled handlers to return.
   std::chrono::milliseconds shutdown_grace{5000};
@@ -50,7 +53,7 @@ class Worker {
 
   // Runs until `stop` is true (looked at least every 100 ms), then says DISCONNECT, cancels the
   // running handlers and returns. Fails at once on bad options (no broker, no type, capacity out
-  // of range, empty or over-long id, an endpoint ZeroMQ refuses).
+  // or prefetch out of range, empty or over-long id, an endpoint ZeroMQ refuses).
   Status Run(const std::atomic<bool>& stop);
 
  private:

@@ -58,7 +58,8 @@ _FALLBACK_PROTOCOL = {
     },
     "worker_commands": {
         "READY": 0x01, "WELCOME": 0x02, "JOB": 0x03, "PROGRESS": 0x04, "DONE": 0x05,
-        "FAIL": 0x06, "CANCEL": 0x07, "HEARTBEAT": 0x08, "DISCONNECT": 0x09,
+        "FAIL": 0x06, "CANCEL": 0x07, "HEARTBEAT": 0x08, "DISCONNECT": 0x09, "STARTED": 0x0A,
+        "RECALL": 0x0B, "RETURNED": 0x0C,
     },
     "status_codes": {
         200: "OK", 202: "ACCEPTED", 400: "BAD_REQUEST", 404: "NOT_FOUND", 409: "CONFLICT",
@@ -272,9 +273,11 @@ def rid_body(rid):
     return {"rid": rid}
 
 
-def ready_body(worker_id, types, capacity=None, labels=None):
+def ready_body(worker_id, types, capacity=None, labels=None, prefetch=None):
+    """READY; a worker with prefetch must also send STARTED {id, lease} as each job starts and
+    answer RECALL {id, lease} (PROTOCOL.md 7.5)."""
     return _fields(("worker_id", worker_id), ("types", list(types)), ("capacity", capacity),
-                   ("labels", labels))
+                   ("labels", labels), ("prefetch", prefetch))
 
 
 def progress_body(id, lease, percent=None, message=None, checkpoint=None):

@@ -66,6 +66,47 @@ TEST_CASE("least-loaded: 1,000 jobs over workers of capacity 20/10/10 land in pr
   CHECK(std::abs(by_worker["w10b"] - 250) <= 25);
 }
 
+TEST_CASE("adaptive: jobs a busy worker holds but has not started move to a worker that joins") {
+  Cluster probe;  // only for its temporary directory, which holds the config
+  Cluster c(ConfigFlags(probe,
+                        "distribution:\n"
+                        "  strategy: adaptive\n"
+                        "  adaptive:\n"
+                        "    rebalanceInterval: 500ms\n"
+                        "    threshold: 0.8\n"));
+  c.StartBroker();
+  // Capacity 1 and prefetch 7: it takes all eight jobs, and would run them one after another.
+  c.StartWorker("busy", "slow", "sleep 2", {"--prefetch", "7"});
+  REQUIRE(WaitCluster(c, [](const nlohmann::json& cl) { return cl["workers"].size() == 1; }));
+  const std::string members = c.Path("jobs.jsonl");
+  {
+    std::ofstream out(members);
+    for (int i = 0; i < 8; ++i)
+      out << R"({"type": "slow"})"
+          << "\n";
+  }
+  const auto group = c.GroupSubmit({members});
+  // Each job takes 2 s, so this holds for seconds after the submit.
+  REQUIRE(WaitCluster(c, [](const nlohmann::json& cl) {
+    return cl["jobs"]["queued"] == 0 && cl["workers"].size() == 1 &&
+           cl["workers"][0]["waiting"] >= 5;
+  }));
+  // Nothing is queued, so only a rebalance can give the new worker a job.
+  c.StartWorker("idle", "slow", "sleep 2", {"--capacity", "4"});
+  CHECK(c.Client({"group", "wait", group, "--timeout", "120s"}).code == 0);
+  const auto status = c.Group(group);
+  std::map<std::string, int> by_worker;
+  for (const auto& job : status["members"]) {
+    by_worker[job["worker"].get<std::string>()]++;
+    CHECK(job["state"] == "succeeded");
+    CHECK(job["attempts"] == 1);  // a job given back unstarted keeps its attempt
+  }
+  MESSAGE("jobs per worker: " << nlohmann::json(by_worker).dump());
+  CHECK(by_worker["busy"] + by_worker["idle"] == 8);
+  CHECK(by_worker["idle"] >= 1);
+  CHECK(c.broker_log().find("recalled") != std::string::npos);
+}
+
 TEST_CASE("hash: jobs with the same hash key all run on one worker") {
   Cluster probe;  // only for its temporary directory, which holds the config
   Cluster hashed(ConfigFlags(probe, "distribution:\n  strategy: hash\n"));

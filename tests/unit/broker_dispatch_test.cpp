@@ -225,6 +225,99 @@ TEST_CASE("drain: no new jobs, running ones move with their checkpoint, undrain 
   CHECK(h.Ask(wire::DrainRequest{.rid = 5, .worker = "nobody"}).status == StatusCode::kNotFound);
 }
 
+TEST_CASE("prefetch: a worker holds capacity + prefetch jobs; STARTED starts the timeout clock") {
+  Harness h;
+  h.SendWorker("w", wire::Ready{.worker_id = "w", .types = {"t"}, .capacity = 1, .prefetch = 2});
+  for (int i = 0; i < 4; ++i) h.SubmitId("t");
+  const auto jobs = h.JobsTo("w");
+  REQUIRE(jobs.size() == 3);  // one to run, two to wait; the fourth stays queued
+  CHECK(h.Cluster().workers.at(0).in_use == 3);
+  CHECK(h.Cluster().workers.at(0).prefetch == 2);
+  CHECK(h.Cluster().workers.at(0).waiting == 3);  // none has said STARTED
+  h.SendWorker("w", wire::Started{jobs[0].id, jobs[0].lease});
+  CHECK(h.Cluster().workers.at(0).waiting == 2);
+  // 10 s timeout + 3 s grace from STARTED: jobs[0] times out, jobs[1] (started 12 s later) and
+  // jobs[2] (never started) do not, however long they have been held.
+  AdvanceAlive(h, "w", 12'000);
+  h.SendWorker("w", wire::Started{jobs[1].id, jobs[1].lease});
+  AdvanceAlive(h, "w", 2000);
+  CHECK(h.Status(jobs[0].id).error.starts_with("timed out"));
+  CHECK(h.Status(jobs[1].id).state == JobState::kRunning);
+  CHECK(h.Status(jobs[2].id).state == JobState::kRunning);
+  // A job given back unstarted is queued again ahead of the others, its attempt not counted.
+  h.JobsTo("w");
+  h.SendWorker("w", wire::Returned{jobs[2].id, jobs[2].lease});
+  const auto again = h.JobsTo("w");
+  REQUIRE(again.size() == 1);
+  CHECK(again[0].id == jobs[2].id);
+  CHECK(again[0].attempt == 1);
+  CHECK(again[0].lease != jobs[2].lease);
+  // A RETURNED for a lease that has ended (here the timed-out one) only frees the slot.
+  h.SendWorker("w", wire::Returned{jobs[0].id, jobs[0].lease});
+  CHECK(h.Status(jobs[0].id).state == JobState::kQueued);
+  CHECK(h.Status(jobs[0].id).attempts == 1);
+  CHECK(h.JobsTo("w").size() == 1);  // the slot went to the next queued job
+}
+
+TEST_CASE("prefetch: a lost worker's unstarted jobs go back with their attempt given back") {
+  Harness h;
+  h.SendWorker("w1", wire::Ready{.worker_id = "w1", .types = {"t"}, .capacity = 1, .prefetch = 1});
+  const auto a = h.SubmitId("t");
+  const auto b = h.SubmitId("t");
+  const auto held = h.JobsTo("w1");
+  REQUIRE(held.size() == 2);
+  h.SendWorker("w1", wire::Started{held[0].id, held[0].lease});
+  h.Ready("w2", {"t"}, 2);
+  AdvanceAlive(h, "w2", 4000);  // w1 silent: lost
+  std::map<std::string, std::uint32_t> attempts;
+  for (const auto& job : h.JobsTo("w2")) attempts[job.id] = job.attempt;
+  CHECK(attempts == std::map<std::string, std::uint32_t>{{a, 2}, {b, 1}});
+}
+
+TEST_CASE("adaptive: an overloaded worker's unstarted jobs are recalled for a less loaded one") {
+  CoreConfig config = TestConfig();
+  config.scheduling.strategy = Strategy::kAdaptive;
+  config.scheduling.rebalance_interval_ms = 2000;
+  Harness h(config);
+  h.SendWorker("busy",
+               wire::Ready{.worker_id = "busy", .types = {"t"}, .capacity = 1, .prefetch = 5});
+  for (int i = 0; i < 6; ++i) h.SubmitId("t");
+  const auto held = h.JobsTo("busy");
+  REQUIRE(held.size() == 6);
+  h.SendWorker("busy", wire::Started{held[0].id, held[0].lease});
+  h.Ready("idle", {"t"}, 2);
+  CHECK(h.JobsTo("idle").empty());  // nothing is queued: dispatch alone moves nothing
+  const auto both_alive = [&](std::int64_t ms) {
+    for (std::int64_t step = 0; step < ms; step += 1000) {
+      h.SendWorker("busy", wire::Heartbeat{});
+      h.SendWorker("idle", wire::Heartbeat{});
+      h.Advance(1000);
+    }
+  };
+  const auto recalls = [&] { return h.Only<wire::Recall>(h.MessagesTo("busy")); };
+  both_alive(2000);  // overloaded since the first tick, 1 s ago
+  CHECK(recalls().empty());
+  both_alive(1000);
+  const auto recalled = recalls();
+  // As many as idle can start at once (2 slots, load stays below 0.8), the newest first.
+  REQUIRE(recalled.size() == 2);
+  CHECK(recalled[0].id == held[5].id);
+  CHECK(recalled[1].id == held[4].id);
+  // One comes back; the other had started (its STARTED crossed the RECALL).
+  h.SendWorker("busy", wire::Returned{held[5].id, held[5].lease});
+  h.SendWorker("busy", wire::Started{held[4].id, held[4].lease});
+  const auto moved = h.JobsTo("idle");
+  REQUIRE(moved.size() == 1);
+  CHECK(moved[0].id == held[5].id);
+  CHECK(moved[0].attempt == 1);
+  CHECK(h.Cluster().workers.at(0).waiting == 3);
+  // The clock started again: nothing more is recalled within the next interval.
+  both_alive(1000);
+  CHECK(recalls().empty());
+  both_alive(1000);
+  CHECK(recalls().size() == 1);  // idle has one slot left
+}
+
 TEST_CASE("health: unanswered checks make a worker unhealthy, answers make it healthy again") {
   CoreConfig config = TestConfig();
   config.health = HealthConfig{

@@ -208,6 +208,63 @@ TEST_CASE("adaptive: picks like least-loaded") {
   CHECK(Assign(s, c) == "b");  // 7/10 each: a had the last turn
 }
 
+TEST_CASE("prefetch: a worker has room for capacity + prefetch jobs") {
+  Scheduler s(With(Strategy::kLeastLoaded));
+  std::vector<CandidateView> c = {Worker("p", 1), Worker("q", 2)};
+  c[0].prefetch = 2;
+  // Loads 0/1 vs 0/2 tie, p has more free slots (3); then 1/1 vs 0/2, 1/1 vs 1/2, 2/1 vs 1/2 ...
+  for (int i = 0; i < 5; ++i) Assign(s, c);
+  CHECK(c[0].in_hand == 3);
+  CHECK(c[1].in_hand == 2);
+  const auto choice = s.Pick(Request(), "", c);
+  CHECK(!choice.worker.has_value());
+  CHECK(choice.why_waiting == "all 2 eligible workers are full");
+}
+
+TEST_CASE("adaptive: rebalancing is due once a worker has stayed above the threshold that long") {
+  auto config = With(Strategy::kAdaptive);
+  config.rebalance_interval_ms = 1000;
+  config.threshold = 0.5;
+  std::optional<std::int64_t> since;
+  CHECK_FALSE(RebalanceDue(config, since, 2, 4, 0));  // 2/4 is the threshold, not above it
+  CHECK_FALSE(since.has_value());
+  CHECK_FALSE(RebalanceDue(config, since, 3, 4, 100));
+  CHECK(since == 100);
+  CHECK_FALSE(RebalanceDue(config, since, 6, 4, 1099));
+  CHECK(RebalanceDue(config, since, 6, 4, 1100));
+  CHECK(since == 1100);  // the clock starts again
+  CHECK_FALSE(RebalanceDue(config, since, 6, 4, 2099));
+  // Dropping to the threshold or below resets it.
+  CHECK_FALSE(RebalanceDue(config, since, 1, 4, 2050));
+  CHECK_FALSE(since.has_value());
+  CHECK_FALSE(RebalanceDue(config, since, 6, 4, 2100));
+  CHECK_FALSE(RebalanceDue(config, since, 6, 4, 3099));
+  CHECK(RebalanceDue(config, since, 6, 4, 3100));
+}
+
+TEST_CASE("adaptive: a recalled job goes to the least loaded worker that can start it at once") {
+  Scheduler s(With(Strategy::kAdaptive));  // threshold 0.8
+  std::vector<CandidateView> c = {Worker("source", 1), Worker("full", 2),
+                                  Worker("at-threshold", 10), Worker("light", 10),
+                                  Worker("lighter", 10)};
+  c[0].prefetch = 5;
+  c[0].in_hand = 6;
+  c[1].in_hand = 2;  // no free slot
+  c[2].in_hand = 8;  // 8/10 is not below 0.8
+  c[3].in_hand = 3;
+  c[4].in_hand = 1;
+  CHECK(s.RebalanceTarget(Request(), c, 0) == 4);
+  c[4].healthy = false;  // placement applies
+  CHECK(s.RebalanceTarget(Request(), c, 0) == 3);
+  c[3].in_hand = 8;
+  CHECK(!s.RebalanceTarget(Request(), c, 0).has_value());
+  // The source is never its own target, however light it is.
+  std::vector<CandidateView> alone = {Worker("only", 10)};
+  CHECK(!s.RebalanceTarget(Request(), alone, 0).has_value());
+  // A source that no longer serves the type: any light worker will do.
+  CHECK(s.RebalanceTarget(Request(), alone, std::nullopt) == 0);
+}
+
 TEST_CASE("affinity: the worker that ran the type last keeps it while it has room") {
   auto config = With(Strategy::kLeastLoaded);
   config.affinity = true;

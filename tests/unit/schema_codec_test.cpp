@@ -96,6 +96,8 @@ ClusterInfo SampleCluster() {
                       .types = {"email", "resize.image"},
                       .capacity = 4,
                       .in_use = 1,
+                      .prefetch = 2,
+                      .waiting = 1,
                       .labels = {{"gpu", "true"}, {"zone", "eu-1"}},
                       .last_seen_ms = 250,
                       .breaker = "half-open",
@@ -106,6 +108,8 @@ ClusterInfo SampleCluster() {
                       .types = {"email"},
                       .capacity = 2,
                       .in_use = 0,
+                      .prefetch = 1,
+                      .waiting = 1,
                       .labels = {{"zone", "eu-2"}},
                       .last_seen_ms = 900,
                       .breaker = "open",
@@ -304,7 +308,8 @@ WorkerMessage ReadySample() {
   return Ready{.worker_id = "w-eu-1",
                .types = {"email", "resize.image"},
                .capacity = 4,
-               .labels = {{"gpu", "true"}, {"zone", "eu-1"}}};
+               .labels = {{"gpu", "true"}, {"zone", "eu-1"}},
+               .prefetch = 8};
 }
 WorkerMessage WelcomeSample() {
   return Welcome{.heartbeat_ms = 1500, .liveness = 4, .epoch = 3, .checkpoint_interval_ms = 60'000};
@@ -339,6 +344,9 @@ WorkerMessage CancelJobSample() {
 }
 WorkerMessage HeartbeatSample() { return Heartbeat{.check = 17}; }
 WorkerMessage DisconnectSample() { return Disconnect{.reason = "worker shutting down"}; }
+WorkerMessage StartedSample() { return Started{.id = "j-7", .lease = kLease}; }
+WorkerMessage RecallSample() { return Recall{.id = "j-7", .lease = kLease}; }
+WorkerMessage ReturnedSample() { return Returned{.id = "j-7", .lease = kLease}; }
 
 const std::map<std::string, WorkerSample>& WorkerSamples() {
   static const std::map<std::string, WorkerSample> samples = {
@@ -351,6 +359,9 @@ const std::map<std::string, WorkerSample>& WorkerSamples() {
       {"CANCEL", CancelJobSample},
       {"HEARTBEAT", HeartbeatSample},
       {"DISCONNECT", DisconnectSample},
+      {"STARTED", StartedSample},
+      {"RECALL", RecallSample},
+      {"RETURNED", ReturnedSample},
   };
   return samples;
 }

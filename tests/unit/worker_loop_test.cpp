@@ -251,6 +251,49 @@ TEST_CASE("a JOB beyond capacity is refused at once as a retryable FAIL") {
   CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-1", .lease = 1, .result = "released"});
 }
 
+TEST_CASE("with prefetch, jobs beyond capacity wait and start in order; a recalled one goes back") {
+  FakeBroker broker;
+  Gate gate;
+  auto options = Options(broker.endpoint(), 1);
+  options.prefetch = 2;
+  RunningWorker worker(options, gate.Make());
+  CHECK(broker.Greet().prefetch == 2);
+  broker.Send(Job("job-1", 1));
+  CHECK(broker.Expect<wire::Started>() == wire::Started{.id = "job-1", .lease = 1});
+  CHECK(broker.Expect<wire::ProgressReport>().message == "started");
+  broker.Send(Job("job-2", 2));
+  broker.Send(Job("job-3", 3));
+  broker.Send(Job("job-4", 4));  // beyond capacity + prefetch
+  CHECK(broker.Expect<wire::Failed>() ==
+        wire::Failed{.id = "job-4", .lease = 4, .error = "worker over capacity"});
+  broker.Send(wire::Recall{.id = "job-3", .lease = 3});
+  CHECK(broker.Expect<wire::Returned>() == wire::Returned{.id = "job-3", .lease = 3});
+  broker.Send(wire::Recall{.id = "job-1", .lease = 1});  // running: not answered
+  gate.open.set_value();
+  CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-1", .lease = 1, .result = "released"});
+  CHECK(broker.Expect<wire::Started>() == wire::Started{.id = "job-2", .lease = 2});
+  CHECK(broker.Expect<wire::ProgressReport>().message == "started");
+  CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-2", .lease = 2, .result = "released"});
+}
+
+TEST_CASE("on stop, a worker with prefetch gives back the jobs it has not started") {
+  FakeBroker broker;
+  Gate gate;
+  auto options = Options(broker.endpoint(), 1);
+  options.prefetch = 1;
+  RunningWorker worker(options, gate.Make());
+  broker.Greet();
+  broker.Send(Job("job-1", 1));
+  broker.Send(Job("job-2", 2));
+  CHECK(broker.Expect<wire::Started>().id == "job-1");
+  CHECK(broker.Expect<wire::ProgressReport>().message == "started");
+  worker.Stop();
+  CHECK(broker.Expect<wire::Failed>() ==
+        wire::Failed{.id = "job-1", .lease = 1, .error = "worker shutting down"});
+  CHECK(broker.Expect<wire::Returned>() == wire::Returned{.id = "job-2", .lease = 2});
+  CHECK(broker.Expect<wire::Disconnect>().reason == "worker shutting down");
+}
+
 TEST_CASE("after DISCONNECT from the broker the worker connects again and says READY") {
   FakeBroker broker;
   RunningWorker worker(Options(broker.endpoint()),
