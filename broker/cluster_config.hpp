@@ -15,13 +15,16 @@ namespace claw::broker {
 
 enum class NodeRole { kCoordinator, kWorker };
 
-// One entry of cluster.nodes: a machine of the cluster as the operator declares it.
+// One entry of cluster.nodes: a machine of the cluster as the operator declares it. A worker
+// node is the worker whose worker_id is its id: CLUSTER shows whether it is up, it runs at most
+// `capacity` jobs at once, and it has the zone label `zone` unless it announces one itself.
 struct NodeConfig {
   std::string id;
   std::string host;
   NodeRole role = NodeRole::kWorker;
-  std::uint32_t capacity = 1;  // jobs at a time (workers)
+  std::uint32_t capacity = 0;  // workers: at most this many jobs at once; 0: as the worker says
   std::string zone;            // empty: none
+  bool operator==(const NodeConfig&) const = default;
 };
 
 enum class DiscoveryType { kStatic, kDns };

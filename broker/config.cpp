@@ -388,9 +388,10 @@ std::optional<Invalid> CheckCluster(const ClusterConfig& c) {
     const std::string at = "cluster.nodes[" + std::to_string(i) + "]";
     if (node.id.empty()) return Invalid{at + ".id", "every node needs an id"};
     if (node.host.empty()) return Invalid{at + ".host", "every node needs a host"};
-    if (node.capacity < 1 || node.capacity > wire::limits::kMaxCapacity) {
+    if (node.capacity > wire::limits::kMaxCapacity) {
       return Invalid{at + ".capacity", "must be 1-" + std::to_string(wire::limits::kMaxCapacity) +
-                                           ", got " + std::to_string(node.capacity)};
+                                           " (0: as the worker says), got " +
+                                           std::to_string(node.capacity)};
     }
     if (auto [other, fresh] = ids.emplace(node.id, i); !fresh) {
       return Invalid{at + ".id", "'" + node.id + "' is also the id of cluster.nodes[" +

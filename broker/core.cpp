@@ -71,7 +71,11 @@ Core::Core(CoreConfig config, JobStore& reader, std::uint64_t epoch, std::uint64
       reader_(reader),
       epoch_(epoch),
       rng_(seed),
-      scheduler_(config_.scheduling) {}
+      scheduler_(config_.scheduling) {
+  for (std::size_t i = 0; i < config_.nodes.size(); ++i) {
+    if (config_.nodes[i].role == NodeRole::kWorker) worker_nodes_.emplace(config_.nodes[i].id, i);
+  }
+}
 
 Status Core::Recover(Now now) {
   auto max_seq = reader_.MaxSeq();
@@ -781,6 +785,16 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   w.capacity = m.capacity;
   w.prefetch = m.prefetch;
   w.labels = m.labels;
+  if (auto it = worker_nodes_.find(w.id); it != worker_nodes_.end()) {
+    // A declared node: its capacity bounds the worker's, its zone is the default zone label.
+    const NodeConfig& node = config_.nodes[it->second];
+    if (node.capacity != 0 && node.capacity < w.capacity) {
+      spdlog::info("worker {}: capacity {} lowered to {}, as cluster.nodes declares it", w.id,
+                   w.capacity, node.capacity);
+      w.capacity = node.capacity;
+    }
+    if (!node.zone.empty()) w.labels.emplace("zone", node.zone);
+  }
   w.leases = std::move(leases);
   w.unstarted = std::move(unstarted);
   w.last_heard_ms = now.mono_ms;
@@ -1698,6 +1712,16 @@ wire::ClusterInfo Core::Cluster(Now now) const {
   for (const auto& d : ready_.Depths()) info.queues.push_back({d.type, d.priority, d.depth});
   info.malformed = malformed_;
   if (pair_info_) info.pair = pair_info_(now);
+  info.name = config_.cluster_name;
+  for (const auto& node : config_.nodes) {
+    wire::NodeInfo& ni = info.nodes.emplace_back();
+    ni.id = node.id;
+    ni.host = node.host;
+    ni.role = Name(node.role);
+    if (node.capacity != 0) ni.capacity = node.capacity;
+    ni.zone = node.zone;
+    if (node.role == NodeRole::kWorker) ni.up = worker_ids_.contains(node.id);
+  }
   return info;
 }
 

@@ -128,6 +128,8 @@ Status Server::BecomeActive(Now now) {
   core_config.breaker = config_.breaker;
   core_config.health = config_.health;
   core_config.migration = config_.migration;
+  core_config.cluster_name = config_.cluster.name;
+  core_config.nodes = config_.cluster.nodes;
   core_config.role = config_.pair.enabled ? "active" : "standalone";
   core_ = std::make_unique<Core>(core_config, *reader_, epoch_, std::random_device{}());
   core_->set_pair_info([this](Now at) { return PairInfo(at); });

@@ -158,7 +158,17 @@ json ClusterToJson(const wire::ClusterInfo& cluster) {
                        {"rtt_ms", worker.rtt_ms ? json(*worker.rtt_ms) : json(nullptr)},
                        {"draining", worker.draining}});
   }
-  json out = {{"role", cluster.role},
+  json nodes = json::array();
+  for (const auto& node : cluster.nodes) {
+    nodes.push_back({{"id", node.id},
+                     {"host", node.host},
+                     {"role", node.role},
+                     {"capacity", node.capacity ? json(*node.capacity) : json(nullptr)},
+                     {"zone", node.zone},
+                     {"up", node.up ? json(*node.up) : json(nullptr)}});
+  }
+  json out = {{"name", cluster.name},
+              {"role", cluster.role},
               {"epoch", cluster.epoch},
               {"strategy", cluster.strategy},
               {"workers_total", cluster.workers_total},
@@ -168,6 +178,7 @@ json ClusterToJson(const wire::ClusterInfo& cluster) {
               {"jobs", cluster.jobs},
               {"queues", queues},
               {"workers", workers},
+              {"nodes", nodes},
               {"malformed", cluster.malformed}};
   if (cluster.pair) {
     const auto& p = *cluster.pair;

@@ -311,18 +311,33 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
   }
   const auto running_it = cluster.jobs.find(std::string(wire::Name(wire::JobState::kRunning)));
   const std::uint64_t running = running_it == cluster.jobs.end() ? 0 : running_it->second;
-  std::vector<std::pair<std::string, std::string>> fields = {
-      {"role", cluster.role},
-      {"epoch", std::to_string(cluster.epoch)},
-      {"strategy", OrDash(cluster.strategy)},
-      {"workers", std::to_string(cluster.workers_active) + " of " +
-                      std::to_string(cluster.workers_total) + " active"},
-      {"tasks", std::to_string(running) + " active"},
-      {"capacity", std::to_string(cluster.capacity_in_use) + " of " +
-                       std::to_string(cluster.capacity_total) + " in use"},
-      {"jobs", Join(counts, ", ")},
-      {"malformed", std::to_string(cluster.malformed)},
-  };
+  std::vector<std::pair<std::string, std::string>> fields;
+  if (!cluster.name.empty()) fields.push_back({"cluster", cluster.name});
+  fields.insert(fields.end(),
+                {
+                    {"role", cluster.role},
+                    {"epoch", std::to_string(cluster.epoch)},
+                    {"strategy", OrDash(cluster.strategy)},
+                    {"workers", std::to_string(cluster.workers_active) + " of " +
+                                    std::to_string(cluster.workers_total) + " active"},
+                    {"tasks", std::to_string(running) + " active"},
+                    {"capacity", std::to_string(cluster.capacity_in_use) + " of " +
+                                     std::to_string(cluster.capacity_total) + " in use"},
+                    {"jobs", Join(counts, ", ")},
+                    {"malformed", std::to_string(cluster.malformed)},
+                });
+  std::vector<std::string> down;
+  std::size_t worker_nodes = 0;
+  for (const auto& node : cluster.nodes) {
+    if (!node.up) continue;
+    ++worker_nodes;
+    if (!*node.up) down.push_back(node.id);
+  }
+  if (worker_nodes > 0) {
+    fields.push_back({"nodes", std::to_string(worker_nodes - down.size()) + " of " +
+                                   std::to_string(worker_nodes) + " worker nodes up" +
+                                   (down.empty() ? "" : " (down: " + Join(down, ", ") + ")")});
+  }
   if (cluster.pair) {
     const auto& p = *cluster.pair;
     const std::string heard =
@@ -359,6 +374,15 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
   out += '\n' + FormatTable({"WORKER", "TYPES", "LOAD", "ZONE", "LABELS", "HEALTH", "BREAKER",
                              "RTT", "DRAINING", "LAST_SEEN"},
                             worker_rows);
+  if (!cluster.nodes.empty()) {
+    std::vector<std::vector<std::string>> node_rows;
+    for (const auto& node : cluster.nodes) {
+      node_rows.push_back({node.id, node.host, node.role, OrDash(node.zone),
+                           node.capacity ? std::to_string(*node.capacity) : "-",
+                           node.up ? (*node.up ? "yes" : "no") : "-"});
+    }
+    out += '\n' + FormatTable({"NODE", "HOST", "ROLE", "ZONE", "CAPACITY", "UP"}, node_rows);
+  }
   return out;
 }
 

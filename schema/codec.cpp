@@ -49,6 +49,7 @@ void Put(Packer& pk, const std::map<std::string, V>& m) {
 void Put(Packer& pk, const Progress& v);
 void Put(Packer& pk, const JobInfo& v);
 void Put(Packer& pk, const WorkerInfo& v);
+void Put(Packer& pk, const NodeInfo& v);
 void Put(Packer& pk, const QueueInfo& v);
 void Put(Packer& pk, const ClusterInfo& v);
 void Put(Packer& pk, const PairInfo& v);
@@ -84,6 +85,7 @@ void PutObject(Packer& pk, const T& value);
 void Put(Packer& pk, const Progress& v) { PutObject(pk, v); }
 void Put(Packer& pk, const JobInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const WorkerInfo& v) { PutObject(pk, v); }
+void Put(Packer& pk, const NodeInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const QueueInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const ClusterInfo& v) { PutObject(pk, v); }
 void Put(Packer& pk, const PairInfo& v) { PutObject(pk, v); }
@@ -172,6 +174,16 @@ void Fields(F& f, const WorkerInfo& v) {
 }
 
 template <typename F>
+void Fields(F& f, const NodeInfo& v) {
+  f(field::kId, v.id);
+  f(field::kHost, v.host);
+  f(field::kRole, v.role);
+  if (v.capacity) f(field::kCapacity, *v.capacity);
+  if (!v.zone.empty()) f(field::kZone, v.zone);
+  if (v.up) f(field::kUp, *v.up);
+}
+
+template <typename F>
 void Fields(F& f, const QueueInfo& v) {
   f(field::kType, v.type);
   f(field::kPriority, v.priority);
@@ -192,6 +204,8 @@ void Fields(F& f, const ClusterInfo& v) {
   f(field::kWorkers, v.workers);
   f(field::kMalformed, v.malformed);
   if (v.pair) f(field::kPair, *v.pair);
+  if (!v.name.empty()) f(field::kName, v.name);
+  if (!v.nodes.empty()) f(field::kNodes, v.nodes);
 }
 
 template <typename F>
@@ -695,6 +709,17 @@ bool Read(const msgpack::object& o, WorkerInfo& out) {
   return r.ok();
 }
 
+bool Read(const msgpack::object& o, NodeInfo& out) {
+  Reader r(o, "node");
+  r.Req(field::kId, out.id);
+  r.Req(field::kHost, out.host);
+  r.Req(field::kRole, out.role);
+  r.Opt(field::kCapacity, out.capacity);
+  r.OptPlain(field::kZone, out.zone);
+  r.Opt(field::kUp, out.up);
+  return r.ok();
+}
+
 bool Read(const msgpack::object& o, QueueInfo& out) {
   Reader r(o, "queue");
   r.Req(field::kType, out.type);
@@ -785,6 +810,8 @@ bool Read(const msgpack::object& o, ClusterInfo& out) {
   r.Req(field::kWorkers, out.workers);
   r.Req(field::kMalformed, out.malformed);
   r.Opt(field::kPair, out.pair);
+  r.OptPlain(field::kName, out.name);
+  r.OptPlain(field::kNodes, out.nodes);
   return r.ok();
 }
 

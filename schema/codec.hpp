@@ -82,6 +82,17 @@ struct WorkerInfo {
   bool operator==(const WorkerInfo&) const = default;
 };
 
+// One node cluster.nodes declares.
+struct NodeInfo {
+  std::string id;
+  std::string host;
+  std::string role;
+  std::optional<std::uint32_t> capacity;
+  std::string zone;
+  std::optional<bool> up;
+  bool operator==(const NodeInfo&) const = default;
+};
+
 struct QueueInfo {
   std::string type;
   std::uint32_t priority = 0;
@@ -134,6 +145,8 @@ struct ClusterInfo {
   std::vector<WorkerInfo> workers;
   std::uint64_t malformed = 0;
   std::optional<PairInfo> pair;
+  std::string name;
+  std::vector<NodeInfo> nodes;
   bool operator==(const ClusterInfo&) const = default;
 };
 

@@ -84,5 +84,32 @@ TEST_CASE("several config files apply in order, a later key winning") {
   Refused(dir, {"--config", base, "--config", dir.data() + "/absent.yaml"});
 }
 
+TEST_CASE("cluster.nodes: the cluster view shows which declared worker nodes are up") {
+  ConfigDir dir;
+  const auto file = dir.Write("nodes.yaml",
+                              "cluster:\n"
+                              "  name: crawl\n"
+                              "  nodes:\n"
+                              "    - {id: broker-1, host: 127.0.0.1, role: coordinator}\n"
+                              "    - {id: w1, host: 127.0.0.1, capacity: 2, zone: eu-1}\n"
+                              "    - {id: w2, host: 10.0.1.12}\n");
+  Cluster c({"--config", file});
+  c.StartBroker();
+  c.StartWorker("w1", "t", "true", {"--capacity", "6"});
+  REQUIRE(WaitFor([&] { return c.Json({"cluster"})["workers"].size() == 1; },
+                  std::chrono::seconds(60)));
+  const auto cluster = c.Json({"cluster"});
+  CHECK(cluster["name"] == "crawl");
+  CHECK(cluster["workers"][0]["capacity"] == 2);
+  CHECK(cluster["workers"][0]["labels"]["zone"] == "eu-1");
+  REQUIRE(cluster["nodes"].size() == 3);
+  CHECK(cluster["nodes"][0]["up"].is_null());
+  CHECK(cluster["nodes"][1]["up"] == true);
+  CHECK(cluster["nodes"][2]["up"] == false);
+  const auto text = c.Client({"cluster"});
+  CHECK(text.code == 0);
+  CHECK(text.out.find("1 of 2 worker nodes up (down: w2)") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace claw::testing

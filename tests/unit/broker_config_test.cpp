@@ -118,7 +118,7 @@ faultTolerance:
   CHECK(cluster.nodes[0].id == "coordinator-1");
   CHECK(cluster.nodes[0].host == "10.0.1.10");
   CHECK(cluster.nodes[0].role == NodeRole::kCoordinator);
-  CHECK(cluster.nodes[0].capacity == 1);
+  CHECK(cluster.nodes[0].capacity == 0);
   CHECK(cluster.nodes[0].zone.empty());
   CHECK(cluster.nodes[1].role == NodeRole::kWorker);
   CHECK(cluster.nodes[1].capacity == 4);
@@ -243,15 +243,16 @@ TEST_CASE("config: out-of-range values name the line that set them") {
   CHECK(longer->failover.failover_time_ms == 5000);
 }
 
-TEST_CASE("config: cluster nodes need an id and a host, ids are unique, capacity is 1-10000") {
+TEST_CASE("config: cluster nodes need an id and a host, ids are unique, capacity is 0-10000") {
   CHECK(ErrorOf("cluster:\n  nodes:\n    - id: a\n      host: h\n    - host: h2\n")
             .starts_with("c.yaml:5: cluster.nodes[1].id: every node needs an id"));
   CHECK(ErrorOf("cluster:\n  nodes:\n    - id: a\n")
             .starts_with("c.yaml:3: cluster.nodes[0].host: every node needs a host"));
   CHECK(ErrorOf("cluster:\n  nodes:\n    - {id: a, host: h}\n    - {id: a, host: h2}\n")
             .starts_with("c.yaml:4: cluster.nodes[1].id: 'a' is also the id of cluster.nodes[0]"));
-  CHECK(ErrorOf("cluster:\n  nodes:\n    - id: a\n      host: h\n      capacity: 0\n")
-            .starts_with("c.yaml:5: cluster.nodes[0].capacity: must be 1-10000, got 0"));
+  CHECK(ErrorOf("cluster:\n  nodes:\n    - id: a\n      host: h\n      capacity: 10001\n")
+            .starts_with("c.yaml:5: cluster.nodes[0].capacity: must be 1-10000 (0: as the worker "
+                         "says), got 10001"));
   CHECK(
       ErrorOf("cluster:\n  name: \"\"\n").starts_with("c.yaml:2: cluster.name: must not be empty"));
 }

@@ -318,6 +318,39 @@ TEST_CASE("adaptive: an overloaded worker's unstarted jobs are recalled for a le
   CHECK(recalls().size() == 1);  // idle has one slot left
 }
 
+TEST_CASE("nodes: a declared worker node bounds its worker's capacity and gives its zone") {
+  CoreConfig config = TestConfig();
+  config.cluster_name = "crawl";
+  config.nodes = {{.id = "c1", .host = "10.0.1.10", .role = NodeRole::kCoordinator},
+                  {.id = "w1", .host = "10.0.1.11", .capacity = 2, .zone = "eu-1"},
+                  {.id = "w2", .host = "10.0.1.12", .capacity = 8}};
+  Harness h(config);
+  h.Ready("w1", {"t"}, 4);
+  h.SendWorker(
+      "w2",
+      wire::Ready{.worker_id = "w2", .types = {"t"}, .capacity = 3, .labels = {{"zone", "us-1"}}});
+  const auto cluster = h.Cluster();
+  CHECK(cluster.name == "crawl");
+  REQUIRE(cluster.workers.size() == 2);
+  CHECK(cluster.workers[0].capacity == 2);  // 4 announced, 2 declared
+  CHECK(cluster.workers[0].labels.at("zone") == "eu-1");
+  CHECK(cluster.workers[1].capacity == 3);                // the smaller of the two
+  CHECK(cluster.workers[1].labels.at("zone") == "us-1");  // its own label wins
+  REQUIRE(cluster.nodes.size() == 3);
+  CHECK(cluster.nodes[0] == wire::NodeInfo{.id = "c1", .host = "10.0.1.10", .role = "coordinator"});
+  CHECK(cluster.nodes[1] == wire::NodeInfo{.id = "w1",
+                                           .host = "10.0.1.11",
+                                           .role = "worker",
+                                           .capacity = 2,
+                                           .zone = "eu-1",
+                                           .up = true});
+  CHECK(cluster.nodes[2].up == true);
+  for (int i = 0; i < 5; ++i) h.SubmitId("t");
+  CHECK(h.JobsTo("w1").size() == 2);
+  h.SendWorker("w1", wire::Disconnect{"bye"});
+  CHECK(h.Cluster().nodes[1].up == false);
+}
+
 TEST_CASE("health: unanswered checks make a worker unhealthy, answers make it healthy again") {
   CoreConfig config = TestConfig();
   config.health = HealthConfig{

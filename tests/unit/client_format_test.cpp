@@ -281,6 +281,28 @@ TEST_CASE("the cluster report lists every state, the queues and the workers") {
       "w-2     resize        0/2   -     -         unhealthy  open     -    yes       9.0s ago\n");
 }
 
+TEST_CASE("the cluster report counts the declared worker nodes that are up and lists every node") {
+  wire::ClusterInfo cluster;
+  cluster.name = "crawl";
+  cluster.role = "standalone";
+  cluster.nodes = {{.id = "c1", .host = "10.0.1.10", .role = "coordinator"},
+                   {.id = "w1", .host = "10.0.1.11", .role = "worker", .zone = "eu-1", .up = true},
+                   {.id = "w2", .host = "10.0.1.12", .role = "worker", .capacity = 8, .up = false}};
+  const auto text = FormatCluster(cluster);
+  CHECK(text.starts_with("cluster:   crawl\nrole:      standalone\n"));
+  CHECK(text.find("nodes:     1 of 2 worker nodes up (down: w2)\n") != std::string::npos);
+  CHECK(
+      text.ends_with("NODE  HOST       ROLE         ZONE  CAPACITY  UP\n"
+                     "c1    10.0.1.10  coordinator  -     -         -\n"
+                     "w1    10.0.1.11  worker       eu-1  -         yes\n"
+                     "w2    10.0.1.12  worker       -     8         no\n"));
+  const auto json = ClusterToJson(cluster);
+  CHECK(json["name"] == "crawl");
+  CHECK(json["nodes"][0]["up"].is_null());
+  CHECK(json["nodes"][1]["up"] == true);
+  CHECK(json["nodes"][2]["capacity"] == 8);
+}
+
 TEST_CASE("the cluster's JSON has the strategy and each worker's health, breaker, RTT, draining") {
   wire::ClusterInfo cluster;
   cluster.strategy = "hash";

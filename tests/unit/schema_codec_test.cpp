@@ -126,6 +126,19 @@ ClusterInfo SampleCluster() {
                           .replica_in_sync = true,
                           .position = 812,
                           .lag = 1};
+  cluster.name = "crawl";
+  cluster.nodes = {{.id = "w-eu-1",
+                    .host = "10.0.1.11",
+                    .role = "worker",
+                    .capacity = 4,
+                    .zone = "eu-1",
+                    .up = true},
+                   {.id = "c-1",
+                    .host = "10.0.1.10",
+                    .role = "coordinator",
+                    .capacity = 1,
+                    .zone = "eu-1",
+                    .up = false}};
   return cluster;
 }
 
