@@ -26,6 +26,7 @@
 #include "client/text_format.hpp"
 #include "client/time_arg.hpp"
 #include "schema/duration.hpp"
+#include "schema/transport.hpp"
 
 namespace claw::client {
 namespace {
@@ -609,7 +610,8 @@ int RunCli(int argc, const char* const* argv, const CliIo& io) {
   app.require_subcommand(1);
   GlobalArgs globals;
   app.add_option("--broker", globals.broker,
-                 "Broker endpoint, or a comma-separated Binary Star pair")
+                 "Broker endpoint, or a comma-separated Binary Star pair; dns://host:port for "
+                 "every address of a name")
       ->envname("CLAW_BROKER")
       ->capture_default_str();
   app.add_option("--request-timeout,--timeout", globals.request_timeout,
@@ -768,7 +770,12 @@ int RunCli(int argc, const char* const* argv, const CliIo& io) {
       return ToInt(wire::ClientExit::kUsage);
     }
   }
-  Connection connection(std::move(endpoints), milliseconds(Ms(globals.request_timeout)));
+  auto resolved = wire::ResolveEndpoints(endpoints);
+  if (!resolved) {
+    io.err << "claw-client: " << resolved.error().message << "\n";
+    return ToInt(wire::ClientExit::kUnreachable);
+  }
+  Connection connection(std::move(*resolved), milliseconds(Ms(globals.request_timeout)));
 
   if (submit->parsed()) return Submit(connection, submit_args, globals, io);
   if (status->parsed()) return Status(connection, status_id, globals, io);

@@ -1,7 +1,38 @@
 #include "schema/transport.hpp"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <memory>
+
 namespace claw::wire {
 namespace {
+
+constexpr std::string_view kDnsScheme = "dns://";
+
+// The IPv4 addresses of `host`, as text, in the resolver's order without repeats.
+Result<std::vector<std::string>> Addresses(const std::string& host, const std::string& port) {
+  addrinfo hints{};
+  hints.ai_family = AF_INET;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* found = nullptr;
+  if (const int rc = ::getaddrinfo(host.c_str(), port.c_str(), &hints, &found); rc != 0) {
+    return Fail(::gai_strerror(rc));
+  }
+  const std::unique_ptr<addrinfo, decltype(&::freeaddrinfo)> owned(found, ::freeaddrinfo);
+  std::vector<std::string> addresses;
+  for (const addrinfo* a = found; a != nullptr; a = a->ai_next) {
+    char text[INET_ADDRSTRLEN] = {};
+    const auto* in = reinterpret_cast<const sockaddr_in*>(a->ai_addr);
+    if (::inet_ntop(AF_INET, &in->sin_addr, text, sizeof text) == nullptr) continue;
+    if (std::ranges::find(addresses, text) == addresses.end()) addresses.emplace_back(text);
+  }
+  if (addresses.empty()) return Fail("no IPv4 address");
+  return addresses;
+}
 
 std::string_view View(const zmq::message_t& m) {
   return std::string_view(static_cast<const char*>(m.data()), m.size());
@@ -120,6 +151,26 @@ std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
   } catch (const zmq::error_t&) {
     return std::nullopt;
   }
+}
+
+Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs) {
+  std::vector<std::string> endpoints;
+  for (const auto& spec : specs) {
+    if (!spec.starts_with(kDnsScheme)) {
+      endpoints.push_back(spec);
+      continue;
+    }
+    const std::string name = spec.substr(kDnsScheme.size());
+    const auto colon = name.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == name.size()) {
+      return Fail("bad endpoint '" + spec + "': expected dns://host:port");
+    }
+    const std::string port = name.substr(colon + 1);
+    auto addresses = Addresses(name.substr(0, colon), port);
+    if (!addresses) return Fail("cannot resolve " + spec + ": " + addresses.error().message);
+    for (const auto& address : *addresses) endpoints.push_back("tcp://" + address + ":" + port);
+  }
+  return endpoints;
 }
 
 std::vector<std::string_view> Views(const std::vector<std::string>& parts) {

@@ -63,8 +63,8 @@ int main(int argc, char** argv) {
   std::string command;
   std::string log_level = "info";
   app.add_option("--broker", brokers,
-                 "Broker endpoint(s), comma-separated for failover (default $CLAW_BROKER or "
-                 "tcp://127.0.0.1:5555)");
+                 "Broker endpoint(s), comma-separated for failover; dns://host:port for every "
+                 "address of a name (default $CLAW_BROKER or tcp://127.0.0.1:5555)");
   app.add_option("--type", types, "Job type to run; repeat or separate with commas")
       ->required()
       ->delimiter(',')

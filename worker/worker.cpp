@@ -110,8 +110,10 @@ std::string Elapsed(Clock::time_point since) {
 
 class Worker::Loop {
  public:
-  Loop(const WorkerOptions& options, std::shared_ptr<const Handler> handler)
+  Loop(const WorkerOptions& options, std::vector<std::string> endpoints,
+       std::shared_ptr<const Handler> handler)
       : options_(options),
+        endpoints_(std::move(endpoints)),
         handler_(std::move(handler)),
         mailbox_(std::make_shared<Mailbox>()),
         pool_(options.capacity),
@@ -134,9 +136,7 @@ class Worker::Loop {
   enum class Phase { kDisconnected, kSendingReady, kAwaitingWelcome, kWelcomed };
 
   bool Connected() const { return phase_ == Phase::kAwaitingWelcome || phase_ == Phase::kWelcomed; }
-  const std::string& Endpoint() const {
-    return options_.brokers[endpoint_index_ % options_.brokers.size()];
-  }
+  const std::string& Endpoint() const { return endpoints_[endpoint_index_ % endpoints_.size()]; }
 
   // One pass: wait for the socket, the mailbox or the next deadline, then handle all of them.
   Status Step() {
@@ -184,6 +184,14 @@ class Worker::Loop {
   // ---- connection ----
 
   void Connect(Clock::time_point now) {
+    // A dns:// broker is looked up again each time, so brokers added behind the name are found.
+    if (auto endpoints = wire::ResolveEndpoints(options_.brokers); !endpoints) {
+      Logger()->warn("worker {}: {}; trying the addresses found before", options_.id,
+                     endpoints.error().message);
+    } else if (*endpoints != endpoints_) {
+      Logger()->info("worker {}: brokers now {}", options_.id, fmt::join(*endpoints, ","));
+      endpoints_ = std::move(*endpoints);
+    }
     auto socket = wire::ConnectDealer(context_, Endpoint(), kMaxMessageBytes);
     if (!socket) {
       Logger()->error("worker {}: {}", options_.id, socket.error().message);
@@ -498,6 +506,7 @@ class Worker::Loop {
   }
 
   const WorkerOptions& options_;
+  std::vector<std::string> endpoints_;  // options_.brokers with dns:// names resolved
   const std::shared_ptr<const Handler> handler_;
   const std::shared_ptr<Mailbox> mailbox_;
   HandlerPool pool_;
@@ -540,15 +549,17 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     return Fail("worker id must be 1-" + std::to_string(wire::limits::kMaxWorkerIdBytes) +
                 " bytes");
   }
+  auto endpoints = wire::ResolveEndpoints(options_.brokers);
+  if (!endpoints) return Fail(endpoints.error().message);
   {
-    // Endpoints do not change while the worker runs: a typo is caught here, not at failover.
+    // A typo is caught here, not at failover.
     zmq::context_t probe(1);
-    for (const auto& endpoint : options_.brokers) {
+    for (const auto& endpoint : *endpoints) {
       auto socket = wire::ConnectDealer(probe, endpoint, kMaxMessageBytes);
       if (!socket) return Fail(socket.error().message);
     }
   }
-  Loop loop(options_, handler_);
+  Loop loop(options_, std::move(*endpoints), handler_);
   return loop.Run(stop);
 }
 

@@ -34,7 +34,8 @@
 namespace claw::worker {
 
 struct WorkerOptions {
-  std::vector<std::string> brokers;  // ZeroMQ endpoints, tried in turn
+  // ZeroMQ endpoints, tried in turn; "dns://host:port" stands for every address of the name.
+  std::vector<std::string> brokers;
   std::string id;
   std::vector<std::string> types;
   std::uint32_t capacity = 1;

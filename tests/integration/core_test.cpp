@@ -243,6 +243,26 @@ TEST_CASE("bad flags and config values get a message naming them and a non-zero 
   CHECK(worker.err.find("capacity") != std::string::npos);
 }
 
+TEST_CASE("dns:// discovery: a worker and a client find the broker through a name") {
+  Cluster c;
+  c.StartBroker();
+  const auto port = c.endpoint().substr(c.endpoint().rfind(':') + 1);
+  const std::string by_name = "dns://localhost:" + port;
+  auto worker = Process::Start({BinPath("claw-worker"), "--broker", by_name, "--id", "named",
+                                "--type", "upper", "--exec", "tr a-z A-Z"},
+                               c.Path("worker-named.log"));
+  auto waited = Run({BinPath("claw-client"), "--broker", by_name, "submit", "--type", "upper",
+                     "--payload", "found", "--wait", "--timeout", "60s"});
+  CHECK(waited.code == 0);
+  CHECK(waited.out.find("FOUND") != std::string::npos);
+  CHECK(c.Json({"cluster"})["workers"][0]["id"] == "named");
+  // A name that does not resolve is the same as a broker that does not answer.
+  auto unknown =
+      Run({BinPath("claw-client"), "--broker", "dns://no-such-host.invalid:" + port, "ping"});
+  CHECK(unknown.code == 6);
+  CHECK(unknown.err.find("cannot resolve dns://no-such-host.invalid:") != std::string::npos);
+}
+
 TEST_CASE("claw-client reports an unreachable broker with its exit code") {
   Cluster c;  // never started
   auto ping = c.Client({"--request-timeout", "200ms", "ping"});

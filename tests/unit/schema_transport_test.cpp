@@ -1,0 +1,33 @@
+// Broker endpoints: dns:// names resolve to one tcp:// endpoint per address, through the real
+// resolver (localhost is in every /etc/hosts); other endpoints pass through untouched.
+#include <doctest/doctest.h>
+
+#include "schema/transport.hpp"
+
+namespace claw::wire {
+namespace {
+
+TEST_CASE("endpoints: dns://host:port becomes a tcp:// endpoint per IPv4 address") {
+  auto resolved = ResolveEndpoints({"tcp://10.0.0.1:5555", "dns://localhost:5560", "ipc:///tmp/b"});
+  REQUIRE_MESSAGE(resolved.has_value(), resolved.error().message);
+  REQUIRE(resolved->size() == 3);
+  CHECK(resolved->at(0) == "tcp://10.0.0.1:5555");
+  CHECK(resolved->at(1) == "tcp://127.0.0.1:5560");
+  CHECK(resolved->at(2) == "ipc:///tmp/b");
+  CHECK(ResolveEndpoints({})->empty());
+}
+
+TEST_CASE("endpoints: a dns:// entry without a port, or that does not resolve, is an error") {
+  for (const char* bad : {"dns://localhost", "dns://localhost:", "dns://:5555"}) {
+    auto resolved = ResolveEndpoints({bad});
+    REQUIRE(!resolved.has_value());
+    CHECK(resolved.error().message ==
+          "bad endpoint '" + std::string(bad) + "': expected dns://host:port");
+  }
+  auto unknown = ResolveEndpoints({"dns://no-such-host.invalid:5555"});
+  REQUIRE(!unknown.has_value());
+  CHECK(unknown.error().message.starts_with("cannot resolve dns://no-such-host.invalid:5555: "));
+}
+
+}  // namespace
+}  // namespace claw::wire
