@@ -13,9 +13,9 @@
 namespace claw::testing {
 namespace {
 
-// Writes a broker config file and returns the --config flags for it.
-std::vector<std::string> ConfigFlags(Cluster& c, const std::string& yaml) {
-  const std::string path = c.Path("claw.yaml");
+// Writes a broker config file into `dir` and returns the --config flags for it.
+std::vector<std::string> ConfigFlags(const TempDir& dir, const std::string& yaml) {
+  const std::string path = dir.File("claw.yaml");
   std::ofstream(path) << yaml;
   return {"--config", path};
 }
@@ -67,8 +67,8 @@ TEST_CASE("least-loaded: 1,000 jobs over workers of capacity 20/10/10 land in pr
 }
 
 TEST_CASE("adaptive: jobs a busy worker holds but has not started move to a worker that joins") {
-  Cluster probe;  // only for its temporary directory, which holds the config
-  Cluster c(ConfigFlags(probe,
+  TempDir config;
+  Cluster c(ConfigFlags(config,
                         "distribution:\n"
                         "  strategy: adaptive\n"
                         "  adaptive:\n"
@@ -108,8 +108,8 @@ TEST_CASE("adaptive: jobs a busy worker holds but has not started move to a work
 }
 
 TEST_CASE("hash: jobs with the same hash key all run on one worker") {
-  Cluster probe;  // only for its temporary directory, which holds the config
-  Cluster hashed(ConfigFlags(probe, "distribution:\n  strategy: hash\n"));
+  TempDir config;
+  Cluster hashed(ConfigFlags(config, "distribution:\n  strategy: hash\n"));
   hashed.StartBroker();
   for (const char* w : {"h1", "h2", "h3"})
     hashed.StartWorker(w, "shard", "echo $CLAW_JOB_ID", {"--capacity", "4"});
@@ -133,8 +133,8 @@ TEST_CASE("hash: jobs with the same hash key all run on one worker") {
 }
 
 TEST_CASE("breaker: failures in a row open it, and a half-open trial that succeeds closes it") {
-  Cluster probe;  // only for its temporary directory, which holds the config
-  const auto flags = ConfigFlags(probe,
+  TempDir config;
+  const auto flags = ConfigFlags(config,
                                  "faultTolerance:\n"
                                  "  circuitBreaker:\n"
                                  "    enabled: true\n"
@@ -143,9 +143,10 @@ TEST_CASE("breaker: failures in a row open it, and a half-open trial that succee
                                  "    halfOpenRequests: 1\n");
   Cluster c(flags);
   c.StartBroker();
-  // Fails (retryably) until the flag file exists.
+  // Notes when each attempt starts (ms), then fails (retryably) until the flag file exists.
   const std::string flag = c.Path("healthy");
-  c.StartWorker("flaky", "fragile", "test -f " + flag);
+  const std::string starts = c.Path("starts");
+  c.StartWorker("flaky", "fragile", "date +%s%3N >> " + starts + "; test -f " + flag);
   const auto id = c.Submit({"--type", "fragile", "--max-attempts", "20", "--backoff", "100ms",
                             "--max-backoff", "200ms"});
   CHECK(WaitCluster(c, [](const nlohmann::json& cl) { return BreakerOf(cl, "flaky") == "open"; }));
@@ -157,6 +158,13 @@ TEST_CASE("breaker: failures in a row open it, and a half-open trial that succee
   const auto job = c.Json({"status", id});
   // Three failures opened it; the trial after the recovery time succeeded.
   CHECK(job["attempts"].get<int>() >= 4);
+  // No attempt started while it was open: the fourth began at least the recovery time (2 s)
+  // after the third. (A lower bound: a slow machine only makes the gap longer.)
+  std::vector<long long> at;
+  std::ifstream in(starts);
+  for (long long ms = 0; in >> ms;) at.push_back(ms);
+  REQUIRE(at.size() == job["attempts"].get<std::size_t>());
+  CHECK(at[3] - at[2] >= 1900);
 }
 
 TEST_CASE("placement: gpu jobs never reach a worker without gpu, and say why they wait") {
