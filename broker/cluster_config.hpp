@@ -61,14 +61,13 @@ struct MigrationConfig {
   bool enabled = true;
   bool migrate_in_progress = true;
   std::uint64_t checkpoint_interval_ms = 60000;
+  // Whether running jobs move at once (rather than fail and wait for their retry).
+  bool MovesRunning() const { return enabled && migrate_in_progress; }
 };
 
 // The names the config file uses.
 inline std::string_view Name(NodeRole role) {
   return role == NodeRole::kCoordinator ? "coordinator" : "worker";
-}
-inline std::string_view Name(DiscoveryType type) {
-  return type == DiscoveryType::kStatic ? "static" : "dns";
 }
 inline std::string_view Name(FailoverKind kind) {
   return kind == FailoverKind::kBinaryStar ? "binary-star" : "none";

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cassert>
-#include <charconv>
 #include <cmath>
 
 #include "broker/dag.hpp"
@@ -62,6 +61,12 @@ Job UpdateRow(const Job& job) {
   row.progress = job.progress;
   row.checkpoint = job.checkpoint;
   return row;
+}
+
+// A key (idempotency or hash) is 1 to max_key_bytes bytes: the refusal's message, or nullopt.
+std::optional<std::string> BadKey(std::string_view name, const std::optional<std::string>& key) {
+  if (!key || (!key->empty() && key->size() <= wire::limits::kMaxKeyBytes)) return std::nullopt;
+  return std::string(name) + " must be 1-" + std::to_string(wire::limits::kMaxKeyBytes) + " bytes";
 }
 
 }  // namespace
@@ -226,8 +231,8 @@ void Core::HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now 
   const auto cmd = wire::ClientCommand::kSubmit;
   wire::JobSpec spec = wire::SpecOf(std::move(r));
   if (auto refusal = CheckSpec(spec)) return Refuse(from, cmd, r.rid, *refusal);
-  if (r.key && (r.key->empty() || r.key->size() > wire::limits::kMaxKeyBytes)) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, "key must be 1-256 bytes");
+  if (auto bad = BadKey("key", r.key)) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, std::move(*bad));
   }
   if (r.key) {
     if (auto it = keys_.find(*r.key); it != keys_.end()) {
@@ -273,8 +278,8 @@ void Core::HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitReques
     return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest,
                       "a group has 1-" + std::to_string(wire::limits::kMaxGroupJobs) + " jobs");
   }
-  if (r.key && (r.key->empty() || r.key->size() > wire::limits::kMaxKeyBytes)) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, "key must be 1-256 bytes");
+  if (auto bad = BadKey("key", r.key)) {
+    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, std::move(*bad));
   }
   if (r.key) {
     if (auto it = keys_.find(*r.key); it != keys_.end()) {
@@ -317,14 +322,13 @@ void Core::HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitReques
     const auto policy = spec.after_policy.value_or(wire::DependencyPolicy::kAllSucceeded);
     for (const auto& id : spec.after) {
       if (id.starts_with('#')) {
-        std::size_t index = 0;
-        const auto [end, ec] = std::from_chars(id.data() + 1, id.data() + id.size(), index);
-        if (ec != std::errc() || end != id.data() + id.size() || id.size() == 1 || index >= n) {
+        const auto index = ParseMemberRef(id);
+        if (!index || *index >= n) {
           return ReplyError(
               from, cmd, r.rid, StatusCode::kBadRequest,
               member + "after: '" + id + "' is not a member (#0-#" + std::to_string(n - 1) + ")");
         }
-        local[i].push_back(index);
+        local[i].push_back(*index);
         continue;
       }
       auto dependency = ResolveDependency(id, policy);
@@ -445,10 +449,8 @@ std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
   if (spec.timeout_ms && *spec.timeout_ms == 0) {
     return Refusal{StatusCode::kBadRequest, "timeout_ms must be > 0"};
   }
-  if (spec.hash_key &&
-      (spec.hash_key->empty() ||
-       spec.hash_key->size() > static_cast<std::size_t>(wire::limits::kMaxKeyBytes))) {
-    return Refusal{StatusCode::kBadRequest, "hash_key must be 1-256 bytes"};
+  if (auto bad = BadKey("hash_key", spec.hash_key)) {
+    return Refusal{StatusCode::kBadRequest, std::move(*bad)};
   }
   if (spec.required.size() > static_cast<std::size_t>(wire::limits::kMaxLabels)) {
     return Refusal{StatusCode::kBadRequest, "at most 64 required labels"};
@@ -1191,7 +1193,7 @@ void Core::RemoveWorker(const std::string& routing_id, const std::string& why, N
       // It never started there: queued again at once, the attempt given back.
       leases_.erase(current);
       Requeue(job, true, now);
-    } else if (config_.migration.enabled && config_.migration.migrate_in_progress &&
+    } else if (config_.migration.MovesRunning() &&
                Decide(job.attempts, job.max_attempts, false) == AfterFailure::kRetry) {
       // Migrated: queued again at once, to resume from its last checkpoint elsewhere. The
       // attempt counts (the job may be what killed the worker).
@@ -1229,8 +1231,6 @@ void Core::BuildCandidates(const Job& job, const PlacementRequest& request, Now 
   if (it == type_workers_.end()) return;
   // Labels and zones are copied only for a job that looks at them: dispatch stays cheap.
   const bool placed = !request.required.empty() || !request.zone.empty() || request.max_rtt_ms;
-  const std::string_view last_pick =
-      config_.scheduling.affinity ? scheduler_.LastPick(job.type) : std::string_view();
   for (const auto& routing_id : it->second.routing_ids) {
     WorkerState& w = workers_.at(routing_id);
     CandidateView view;
@@ -1240,7 +1240,6 @@ void Core::BuildCandidates(const Job& job, const PlacementRequest& request, Now 
     view.in_hand = static_cast<std::uint32_t>(w.leases.size());
     view.breaker_allows = MayDispatch(config_.breaker, w.breaker, now.mono_ms);
     view.healthy = w.health.healthy;
-    view.ran_type_last = !last_pick.empty() && last_pick == w.id;
     if (w.health.smoothed_rtt_ms) {
       view.rtt_ms = static_cast<std::uint32_t>(std::lround(*w.health.smoothed_rtt_ms));
     }
@@ -1296,7 +1295,7 @@ void Core::HandleDrain(const wire::Envelope& from, const wire::DrainRequest& r, 
     Unlist(id->second, w);
     w.draining = true;
     spdlog::info("worker {} drained ({} jobs in hand)", w.id, w.leases.size());
-    if (config_.migration.enabled && config_.migration.migrate_in_progress) {
+    if (config_.migration.MovesRunning()) {
       reply.moved = MigrateJobs(w, "worker " + w.id + " drained", now);
     }
   } else if (!r.drain && w.draining) {
@@ -1343,7 +1342,7 @@ void Core::RecordOutcome(WorkerState& w, bool success, Now now) {
     spdlog::warn(
         "worker {}: circuit breaker open for {} after failures in a row", w.id,
         wire::FormatDuration(static_cast<std::int64_t>(config_.breaker.recovery_timeout_ms)));
-    if (config_.migration.enabled && config_.migration.migrate_in_progress) {
+    if (config_.migration.MovesRunning()) {
       MigrateJobs(w, "worker " + w.id + " circuit breaker open", now);
     }
   } else if (change == BreakerChange::kClosed) {

@@ -8,15 +8,22 @@ namespace {
 constexpr std::string_view kJobPrefix = "j-";
 constexpr std::string_view kGroupPrefix = "g-";
 
+// The number `digits` spells, nothing else (no sign, no space).
+std::optional<std::uint64_t> ParseDigits(std::string_view digits) {
+  std::uint64_t n = 0;
+  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), n);
+  if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
+    return std::nullopt;
+  }
+  return n;
+}
+
 // The number after `prefix`: digits without a leading zero, not 0.
 std::optional<Seq> ParseNumbered(std::string_view prefix, std::string_view id) {
   if (!id.starts_with(prefix)) return std::nullopt;
   id.remove_prefix(prefix.size());
-  if (id.empty() || id[0] == '0') return std::nullopt;
-  Seq seq = 0;
-  const auto [end, ec] = std::from_chars(id.data(), id.data() + id.size(), seq);
-  if (ec != std::errc() || end != id.data() + id.size()) return std::nullopt;
-  return seq;
+  if (id.starts_with('0')) return std::nullopt;
+  return ParseDigits(id);
 }
 
 }  // namespace
@@ -28,6 +35,11 @@ std::optional<Seq> ParseJobId(std::string_view id) { return ParseNumbered(kJobPr
 std::string FormatGroupId(Seq group) { return std::string(kGroupPrefix) + std::to_string(group); }
 
 std::optional<Seq> ParseGroupId(std::string_view id) { return ParseNumbered(kGroupPrefix, id); }
+
+std::optional<std::uint64_t> ParseMemberRef(std::string_view id) {
+  if (!id.starts_with('#')) return std::nullopt;
+  return ParseDigits(id.substr(1));
+}
 
 wire::JobInfo ToJobInfo(const Job& job, Detail detail) {
   wire::JobInfo info;

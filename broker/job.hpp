@@ -24,6 +24,8 @@ std::optional<Seq> ParseJobId(std::string_view id);
 // A group is numbered by its first member: "g-42" for the group whose first job is j-42.
 std::string FormatGroupId(Seq group);
 std::optional<Seq> ParseGroupId(std::string_view id);
+// In a GROUP_SUBMIT's `after`, "#3" names member 3 (0-based) of the same request.
+std::optional<std::uint64_t> ParseMemberRef(std::string_view id);
 
 // How much of a job a reply carries: LIST leaves out the bytes (a list of thousands must stay
 // small), STATUS has everything, the others the result but not the payload.

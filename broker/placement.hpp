@@ -66,7 +66,6 @@ struct CandidateView {
   bool breaker_allows = true;           // MayDispatch of its circuit breaker
   std::optional<std::uint32_t> rtt_ms;  // measured round trip (the smoothed one); none yet
   std::uint32_t same_key_in_hand = 0;   // jobs in hand with the request's anti-affinity key
-  bool ran_type_last = false;           // it ran the last job of this type (affinity)
 };
 
 struct Placement {

@@ -19,30 +19,6 @@ void ReadyQueues::PushFront(const std::string& type, std::uint32_t priority, Seq
   ++q.size;
 }
 
-ReadyQueues::Head ReadyQueues::Front(const std::string& type) {
-  auto it = types_.find(type);
-  if (it == types_.end() || it->second.size == 0) return {};
-  for (std::size_t level = kLevels; level-- > 0;) {
-    if (!it->second.fifo[level].empty()) return {&it->second, &it->second.fifo[level]};
-  }
-  return {};
-}
-
-std::optional<Seq> ReadyQueues::Peek(const std::string& type) {
-  const Head head = Front(type);
-  if (head.fifo == nullptr) return std::nullopt;
-  return head.fifo->front();
-}
-
-std::optional<Seq> ReadyQueues::Pop(const std::string& type) {
-  const Head head = Front(type);
-  if (head.fifo == nullptr) return std::nullopt;
-  const Seq seq = head.fifo->front();
-  head.fifo->pop_front();
-  --head.queue->size;
-  return seq;
-}
-
 bool ReadyQueues::Remove(const std::string& type, std::uint32_t priority, Seq seq) {
   auto it = types_.find(type);
   if (it == types_.end() || priority >= kLevels) return false;

@@ -1,5 +1,6 @@
-// Runnable jobs per type: one FIFO per priority, highest priority first. Push and Pop cost the
-// same whatever the backlog; Remove (cancelling a queued job) scans one FIFO.
+// Runnable jobs per type: one FIFO per priority, highest priority first. Push costs the same
+// whatever the backlog; FindFirst looks at a bounded number of jobs; Remove (dispatching or
+// cancelling a job) scans one FIFO.
 #pragma once
 
 #include <array>
@@ -20,13 +21,9 @@ class ReadyQueues {
   // Ahead of its priority's other jobs: for a job that lost its worker through no fault of its
   // own and has waited its turn already.
   void PushFront(const std::string& type, std::uint32_t priority, Seq seq);
-  // The next job of `type`: highest priority first, oldest first within a priority.
-  std::optional<Seq> Pop(const std::string& type);
-  // The job Pop would return, left in place.
-  std::optional<Seq> Peek(const std::string& type);
   bool Remove(const std::string& type, std::uint32_t priority, Seq seq);
-  // The first of the next `limit` jobs of `type`, in Pop order, for which `take` is true; the
-  // job stays queued.
+  // The first of the next `limit` jobs of `type` (highest priority first, in queue order within
+  // a priority) for which `take` is true; the job stays queued.
   template <typename Take>
   std::optional<Seq> FindFirst(const std::string& type, std::size_t limit, Take&& take) {
     auto it = types_.find(type);
@@ -55,13 +52,6 @@ class ReadyQueues {
     std::array<std::deque<Seq>, kLevels> fifo;
     std::uint64_t size = 0;
   };
-  // The FIFO holding the next job of `type` (both null when it has none queued).
-  struct Head {
-    TypeQueue* queue = nullptr;
-    std::deque<Seq>* fifo = nullptr;
-  };
-  Head Front(const std::string& type);
-
   std::unordered_map<std::string, TypeQueue> types_;
 };
 

@@ -96,7 +96,7 @@ Choice Scheduler::Pick(PlacementRequest request, std::string_view key,
   if (by_key) {
     chosen = ByKey(type, key, candidates, eligible);
   } else if (config_.affinity) {
-    auto it = std::ranges::find_if(eligible, [&](auto i) { return candidates[i].ran_type_last; });
+    auto it = std::ranges::find_if(eligible, [&](auto i) { return candidates[i].id == type.last; });
     if (it != eligible.end()) chosen = *it;
   }
   if (!chosen) {
@@ -121,11 +121,6 @@ std::optional<std::size_t> Scheduler::RebalanceTarget(PlacementRequest request,
     if (!best || LessLoaded(c, candidates[*best])) best = i;
   }
   return best;
-}
-
-std::string_view Scheduler::LastPick(const std::string& type) const {
-  auto it = types_.find(type);
-  return it == types_.end() ? std::string_view() : std::string_view(it->second.last);
 }
 
 std::size_t Scheduler::RoundRobin(const TypeState& type, std::span<const CandidateView> candidates,

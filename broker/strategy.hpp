@@ -85,8 +85,6 @@ class Scheduler {
                                              std::optional<std::size_t> source) const;
 
   const SchedulingConfig& config() const { return config_; }
-  // The id of the worker picked last for `type` ("" before the first pick): affinity's input.
-  std::string_view LastPick(const std::string& type) const;
 
  private:
   struct TypeState {

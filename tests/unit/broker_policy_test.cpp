@@ -32,6 +32,16 @@ TEST_CASE("after a failure: retry while attempts are left, dead when not or when
   CHECK(Decide(1, 3, true) == AfterFailure::kDead);
 }
 
+// Every queued job of `type`, in the order dispatch looks at them.
+std::vector<Seq> Order(ReadyQueues& q, const std::string& type) {
+  std::vector<Seq> order;
+  q.FindFirst(type, 1000, [&](Seq seq) {
+    order.push_back(seq);
+    return false;
+  });
+  return order;
+}
+
 TEST_CASE("ready queues: highest priority first, FIFO within a priority, per type") {
   ReadyQueues q;
   q.Push("t", 5, 1);
@@ -39,15 +49,15 @@ TEST_CASE("ready queues: highest priority first, FIFO within a priority, per typ
   q.Push("t", 5, 3);
   q.Push("u", 0, 4);
   CHECK(q.Depth("t") == 3);
-  CHECK(*q.Peek("t") == 2);
-  CHECK(q.Depth("t") == 3);  // Peek leaves it
-  CHECK(*q.Pop("t") == 2);   // the priority 9 job
-  CHECK(*q.Pop("t") == 1);
-  CHECK(*q.Pop("t") == 3);
-  CHECK(!q.Pop("t").has_value());
-  CHECK(!q.Peek("t").has_value());
-  CHECK(*q.Pop("u") == 4);
-  CHECK(!q.Pop("nothing").has_value());
+  CHECK(Order(q, "t") == std::vector<Seq>{2, 1, 3});
+  CHECK(q.FindFirst("t", 10, [](Seq seq) { return seq != 2; }) == 1);
+  CHECK(q.Depth("t") == 3);  // FindFirst leaves them queued
+  CHECK(!q.FindFirst("t", 1, [](Seq seq) { return seq != 2; }).has_value());  // bounded
+  // A job pushed to the front goes ahead of its priority's others, not of higher priorities.
+  q.PushFront("t", 5, 7);
+  CHECK(Order(q, "t") == std::vector<Seq>{2, 7, 1, 3});
+  CHECK(Order(q, "u") == std::vector<Seq>{4});
+  CHECK(Order(q, "nothing").empty());
 }
 
 TEST_CASE("ready queues: remove takes one job out, depths list non-empty queues") {

@@ -270,10 +270,11 @@ TEST_CASE("affinity: the worker that ran the type last keeps it while it has roo
   config.affinity = true;
   Scheduler s(config);
   std::vector<CandidateView> c = {Worker("a", 2), Worker("b", 2)};
-  c[1].ran_type_last = true;
-  c[1].in_hand = 1;  // more loaded, still preferred
-  CHECK(Assign(s, c) == "b");
-  CHECK(Assign(s, c) == "a");  // b is full now
+  c[0].in_hand = 1;
+  CHECK(Assign(s, c) == "b");  // the less loaded
+  c[0].in_hand = 0;
+  CHECK(Assign(s, c) == "b");  // more loaded now, still preferred: it ran the last one
+  CHECK(Assign(s, c) == "a");  // b is full
   Scheduler without(With(Strategy::kLeastLoaded));
   c[1].in_hand = 1;
   c[0].in_hand = 0;
@@ -286,9 +287,11 @@ TEST_CASE("affinity: a hash job with a key follows its key instead") {
   Scheduler s(config);
   std::vector<CandidateView> c = {Worker("a"), Worker("b")};
   const auto owner = *s.Pick(Request(), "k", c).worker;
-  c[1 - owner].ran_type_last = true;
-  CHECK(*s.Pick(Request(), "k", c).worker == owner);
-  CHECK(*s.Pick(Request(), "", c).worker == 1 - owner);  // no key: affinity
+  c[owner].in_hand = 10;  // full: a job without a key goes to the other
+  CHECK(*s.Pick(Request(), "", c).worker == 1 - owner);
+  c[owner].in_hand = 0;
+  CHECK(*s.Pick(Request(), "", c).worker == 1 - owner);  // no key: affinity, not turns
+  CHECK(*s.Pick(Request(), "k", c).worker == owner);     // a key: its worker
 }
 
 TEST_CASE("routing: anti-affinity only when configured") {

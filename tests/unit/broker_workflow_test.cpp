@@ -360,5 +360,36 @@ TEST_CASE("retention: 0 keeps finished jobs forever") {
   CHECK(h.core().MillisUntilDue(h.now()) == -1);
 }
 
+TEST_CASE("ids: j-N, g-N and #N parse only as they are written") {
+  CHECK(ParseJobId("j-42") == 42);
+  for (const char* bad : {"j-0", "j-042", "j-", "j-4x", "j--4", "g-4", "42"}) {
+    CHECK_MESSAGE(!ParseJobId(bad).has_value(), bad);
+  }
+  CHECK(ParseGroupId("g-7") == 7);
+  CHECK(!ParseGroupId("j-7").has_value());
+  CHECK(ParseMemberRef("#0") == 0);
+  CHECK(ParseMemberRef("#12") == 12);
+  for (const char* bad : {"#", "#-1", "#+1", "#1a", "# 1", "j-1", "1"}) {
+    CHECK_MESSAGE(!ParseMemberRef(bad).has_value(), bad);
+  }
+}
+
+TEST_CASE("keys: an idempotency key or hash key of 0 or more than 256 bytes is refused") {
+  Harness h;
+  const std::string long_key(257, 'k');
+  auto refused = [&](wire::SubmitRequest r) {
+    const auto reply = h.Submit(std::move(r));
+    CHECK(reply.status == StatusCode::kBadRequest);
+    return reply.message;
+  };
+  CHECK(refused({.type = "t", .key = ""}) == "key must be 1-256 bytes");
+  CHECK(refused({.type = "t", .key = long_key}) == "key must be 1-256 bytes");
+  CHECK(refused({.type = "t", .hash_key = long_key}) == "hash_key must be 1-256 bytes");
+  const auto group = SubmitGroup(h, {.rid = 9, .jobs = {Spec("t")}, .key = long_key});
+  CHECK(group.status == StatusCode::kBadRequest);
+  CHECK(group.message == "key must be 1-256 bytes");
+  CHECK(h.Submit({.type = "t", .key = std::string(256, 'k')}).status == StatusCode::kAccepted);
+}
+
 }  // namespace
 }  // namespace claw::broker
