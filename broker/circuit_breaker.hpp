@@ -34,6 +34,7 @@ struct BreakerConfig {
   std::uint32_t failure_threshold = 5;
   std::uint64_t recovery_timeout_ms = 30000;
   std::uint32_t half_open_requests = 3;
+  bool operator==(const BreakerConfig&) const = default;
 };
 
 enum class BreakerPhase { kClosed, kOpen, kHalfOpen };

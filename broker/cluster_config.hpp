@@ -35,6 +35,7 @@ struct DiscoveryConfig {
   DiscoveryType type = DiscoveryType::kStatic;
   std::vector<std::string> endpoints;  // static
   std::string name;                    // dns: host:port
+  bool operator==(const DiscoveryConfig&) const = default;
 };
 
 struct ClusterConfig {
@@ -42,6 +43,7 @@ struct ClusterConfig {
   std::string region;  // empty: none
   std::vector<NodeConfig> nodes;
   DiscoveryConfig discovery;
+  bool operator==(const ClusterConfig&) const = default;
 };
 
 enum class FailoverKind { kBinaryStar, kNone };
@@ -52,6 +54,7 @@ enum class FailoverKind { kBinaryStar, kNone };
 struct FailoverConfig {
   FailoverKind kind = FailoverKind::kBinaryStar;
   std::uint64_t failover_time_ms = 2 * wire::defaults::kPeerHeartbeatMs;
+  bool operator==(const FailoverConfig&) const = default;
 };
 
 // faultTolerance.taskMigration: when a worker dies, is drained or its breaker opens, its jobs
@@ -63,6 +66,7 @@ struct MigrationConfig {
   std::uint64_t checkpoint_interval_ms = 60000;
   // Whether running jobs move at once (rather than fail and wait for their retry).
   bool MovesRunning() const { return enabled && migrate_in_progress; }
+  bool operator==(const MigrationConfig&) const = default;
 };
 
 // The names the config file uses.

@@ -28,6 +28,7 @@ struct PairConfig {
   bool sync = true;       // ACCEPTED waits for the standby (sync) or not (async)
   std::uint64_t heartbeat_ms = wire::defaults::kPeerHeartbeatMs;
   std::uint64_t ack_timeout_ms = wire::defaults::kReplicationAckTimeoutMs;
+  bool operator==(const PairConfig&) const = default;
 };
 
 struct BrokerConfig {
@@ -45,6 +46,7 @@ struct BrokerConfig {
   BreakerConfig breaker;        // faultTolerance.circuitBreaker
   FailoverConfig failover;      // faultTolerance.failover
   MigrationConfig migration;    // faultTolerance.taskMigration
+  bool operator==(const BrokerConfig&) const = default;
 };
 
 // Applies the settings in the YAML file at `path` over `base`, then validates the result.

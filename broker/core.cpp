@@ -1224,13 +1224,15 @@ PlacementRequest Core::PlacementOf(const Job& job) const {
   return request;
 }
 
-void Core::BuildCandidates(const Job& job, const PlacementRequest& request, Now now) {
+void Core::BuildCandidates(const Job& job, const PlacementRequest& request, Now now,
+                           bool describe) {
   candidates_.clear();
   candidate_workers_.clear();
   auto it = type_workers_.find(job.type);
   if (it == type_workers_.end()) return;
   // Labels and zones are copied only for a job that looks at them: dispatch stays cheap.
-  const bool placed = !request.required.empty() || !request.zone.empty() || request.max_rtt_ms;
+  const bool placed =
+      describe || !request.required.empty() || !request.zone.empty() || request.max_rtt_ms;
   for (const auto& routing_id : it->second.routing_ids) {
     WorkerState& w = workers_.at(routing_id);
     CandidateView view;
@@ -1272,14 +1274,8 @@ Core::WorkerState* Core::PickWorker(const Job& job, Now now) {
 
 std::string Core::WaitingReason(const Job& job, Now now) {
   PlacementRequest request = PlacementOf(job);
-  if (!request.locality) request.locality = config_.scheduling.locality;
-  BuildCandidates(job, request, now);
-  for (CandidateView& view : candidates_) {
-    const WorkerState& w = *candidate_workers_[&view - candidates_.data()];
-    view.labels = w.labels;
-    if (auto zone = w.labels.find("zone"); zone != w.labels.end()) view.zone = zone->second;
-  }
-  return Place(request, candidates_).why_waiting;
+  BuildCandidates(job, request, now, true);
+  return scheduler_.WhyWaiting(std::move(request), candidates_);
 }
 
 void Core::HandleDrain(const wire::Envelope& from, const wire::DrainRequest& r, Now now) {

@@ -88,6 +88,7 @@ struct CoreConfig {
   // cluster.name and cluster.nodes: a worker node is the worker with its id (NodeConfig).
   std::string cluster_name = "claw";
   std::vector<NodeConfig> nodes;
+  bool operator==(const CoreConfig&) const = default;
 };
 
 // A message for the shell to send.
@@ -310,7 +311,10 @@ class Core {
   // What `job` asks of its worker.
   PlacementRequest PlacementOf(const Job& job) const;
   // Fills candidates_ and candidate_workers_ with every worker serving `job`'s type.
-  void BuildCandidates(const Job& job, const PlacementRequest& request, Now now);
+  // With `describe`, every view carries its worker's labels and zone (for WaitingReason), not only
+  // those of a job whose placement looks at them.
+  void BuildCandidates(const Job& job, const PlacementRequest& request, Now now,
+                       bool describe = false);
   // The worker the strategy gives `job` to, or nullptr when none may take it now.
   WorkerState* PickWorker(const Job& job, Now now);
   // Why a queued job waits (no worker may take it now), or "" when a worker could.

@@ -34,6 +34,7 @@ struct HealthConfig {
   std::uint64_t timeout_ms = 3000;  // at most interval_ms
   std::uint32_t unhealthy_threshold = 3;
   std::uint32_t healthy_threshold = 2;
+  bool operator==(const HealthConfig&) const = default;
 };
 
 struct HealthState {

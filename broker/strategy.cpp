@@ -107,6 +107,12 @@ Choice Scheduler::Pick(PlacementRequest request, std::string_view key,
   return {chosen, ""};
 }
 
+std::string Scheduler::WhyWaiting(PlacementRequest request,
+                                  std::span<const CandidateView> candidates) const {
+  Normalize(request);
+  return Place(request, candidates).why_waiting;
+}
+
 std::optional<std::size_t> Scheduler::RebalanceTarget(PlacementRequest request,
                                                       std::span<const CandidateView> candidates,
                                                       std::optional<std::size_t> source) const {

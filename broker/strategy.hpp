@@ -50,6 +50,7 @@ struct SchedulingConfig {
   bool anti_affinity = false;
   Locality locality = Locality::kAny;  // for jobs that do not state one
   std::uint32_t default_priority = wire::kPriorityNormal;
+  bool operator==(const SchedulingConfig&) const = default;
 };
 
 struct Choice {
@@ -83,6 +84,9 @@ class Scheduler {
   std::optional<std::size_t> RebalanceTarget(PlacementRequest request,
                                              std::span<const CandidateView> candidates,
                                              std::optional<std::size_t> source) const;
+
+  // Why no candidate may take a job with `request` now ("" when one may), as Pick would see it.
+  std::string WhyWaiting(PlacementRequest request, std::span<const CandidateView> candidates) const;
 
   const SchedulingConfig& config() const { return config_; }
 

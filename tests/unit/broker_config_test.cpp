@@ -406,53 +406,16 @@ TEST_CASE("config: the example file parses and states exactly the defaults") {
   auto example = LoadConfigFile(std::string(CLAW_SOURCE_DIR) + "/broker/claw.example.yaml", {});
   REQUIRE_MESSAGE(example.has_value(), example.error().message);
   const BrokerConfig defaults;
-  CHECK(example->bind == defaults.bind);
-  CHECK(example->data_dir == defaults.data_dir);
-  CHECK(example->log_level == defaults.log_level);
-  CHECK(example->durability == defaults.durability);
-  CHECK(example->core.heartbeat_ms == defaults.core.heartbeat_ms);
-  CHECK(example->core.liveness == defaults.core.liveness);
-  CHECK(example->core.max_payload_bytes == defaults.core.max_payload_bytes);
-  CHECK(example->core.retention_ms == defaults.core.retention_ms);
-  CHECK(example->core.commit_delay_ms == defaults.core.commit_delay_ms);
-  CHECK(example->core.max_pending == defaults.core.max_pending);
-  CHECK(example->core.max_pending_per_type == defaults.core.max_pending_per_type);
-  CHECK(example->core.job_timeout_ms == defaults.core.job_timeout_ms);
-  CHECK(example->core.max_attempts == defaults.core.max_attempts);
-  CHECK(example->core.backoff_ms == defaults.core.backoff_ms);
-  CHECK(example->core.max_backoff_ms == defaults.core.max_backoff_ms);
-  CHECK(example->core.jitter_percent == defaults.core.jitter_percent);
-  CHECK(example->pair.enabled == defaults.pair.enabled);
-
-  CHECK(example->cluster.name == defaults.cluster.name);
-  CHECK(example->cluster.region == defaults.cluster.region);
-  CHECK(example->cluster.nodes.size() == defaults.cluster.nodes.size());
-  CHECK(example->cluster.discovery.type == defaults.cluster.discovery.type);
-  CHECK(example->cluster.discovery.endpoints == defaults.cluster.discovery.endpoints);
-  CHECK(example->cluster.discovery.name == defaults.cluster.discovery.name);
-
-  const auto& s = example->scheduling;
-  CHECK(s.strategy == defaults.scheduling.strategy);
-  CHECK(s.rebalance_interval_ms == defaults.scheduling.rebalance_interval_ms);
-  CHECK(s.threshold == defaults.scheduling.threshold);
-  CHECK(s.affinity == defaults.scheduling.affinity);
-  CHECK(s.anti_affinity == defaults.scheduling.anti_affinity);
-  CHECK(s.locality == defaults.scheduling.locality);
-  CHECK(s.default_priority == defaults.scheduling.default_priority);
-
-  CHECK(example->health.interval_ms == defaults.health.interval_ms);
-  CHECK(example->health.timeout_ms == defaults.health.timeout_ms);
-  CHECK(example->health.unhealthy_threshold == defaults.health.unhealthy_threshold);
-  CHECK(example->health.healthy_threshold == defaults.health.healthy_threshold);
-  CHECK(example->failover.kind == defaults.failover.kind);
-  CHECK(example->failover.failover_time_ms == defaults.failover.failover_time_ms);
-  CHECK(example->migration.enabled == defaults.migration.enabled);
-  CHECK(example->migration.migrate_in_progress == defaults.migration.migrate_in_progress);
-  CHECK(example->migration.checkpoint_interval_ms == defaults.migration.checkpoint_interval_ms);
-  CHECK(example->breaker.enabled == defaults.breaker.enabled);
-  CHECK(example->breaker.failure_threshold == defaults.breaker.failure_threshold);
-  CHECK(example->breaker.recovery_timeout_ms == defaults.breaker.recovery_timeout_ms);
-  CHECK(example->breaker.half_open_requests == defaults.breaker.half_open_requests);
+  // Section by section, so that a failure says where; then the whole, so no field is missed.
+  CHECK(example->core == defaults.core);
+  CHECK(example->pair == defaults.pair);
+  CHECK(example->cluster == defaults.cluster);
+  CHECK(example->scheduling == defaults.scheduling);
+  CHECK(example->health == defaults.health);
+  CHECK(example->breaker == defaults.breaker);
+  CHECK(example->failover == defaults.failover);
+  CHECK(example->migration == defaults.migration);
+  CHECK(*example == defaults);
 }
 
 }  // namespace
