@@ -633,6 +633,7 @@ void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r
     leases_.erase(job->seq);
     if (auto it = worker_ids_.find(job->worker); it != worker_ids_.end()) {
       if (WorkerState* w = FindWorker(it->second)) {
+        w->unstarted.erase(lease);
         SendToWorker(*w, wire::CancelJob{FormatJobId(job->seq), lease, "cancelled by a client"},
                      now);
         OnAbandoned(config_.breaker, w->breaker, now.mono_ms);
@@ -791,24 +792,23 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
     // A declared node: its capacity bounds the worker's, its zone is the default zone label.
     const NodeConfig& node = config_.nodes[it->second];
     if (node.capacity != 0 && node.capacity < w.capacity) {
-      spdlog::info("worker {}: capacity {} lowered to {}, as cluster.nodes declares it", w.id,
-                   w.capacity, node.capacity);
+      // The worker would run whatever it holds up to its own capacity: no prefetch then.
+      spdlog::info("worker {}: capacity {} lowered to {} and prefetch {} to 0, as cluster.nodes "
+                   "declares it",
+                   w.id, w.capacity, node.capacity, w.prefetch);
       w.capacity = node.capacity;
+      w.prefetch = 0;
     }
-    if (!node.zone.empty()) w.labels.emplace("zone", node.zone);
+    if (!node.zone.empty() && w.labels.size() < static_cast<std::size_t>(wire::limits::kMaxLabels)) {
+      w.labels.emplace("zone", node.zone);
+    }
   }
   w.leases = std::move(leases);
   w.unstarted = std::move(unstarted);
   w.last_heard_ms = now.mono_ms;
   w.health = NewHealthState(config_.health, now.mono_ms);
   worker_ids_[w.id] = from.routing_id;
-  const std::uint64_t free_slots = w.FreeSlots();
-  for (const auto& type : w.types) {
-    auto& tw = type_workers_[type];
-    tw.routing_ids.push_back(from.routing_id);
-    tw.spare += free_slots;
-    dirty_types_.push_back(type);
-  }
+  List(from.routing_id, w);
   spdlog::info("worker {} ready: types={} capacity={} prefetch={}", w.id, fmt::join(w.types, ","),
                w.capacity, w.prefetch);
   wire::Welcome welcome{config_.heartbeat_ms, config_.liveness, epoch_};
@@ -876,18 +876,36 @@ void Core::HandleStarted(WorkerState& w, const wire::Started& m, Now now) {
   const auto seq = ParseJobId(m.id);
   auto lease = seq ? leases_.find(*seq) : leases_.end();
   if (unstarted == w.unstarted.end() || lease == leases_.end() || lease->second != m.lease) {
+    if (unstarted != w.unstarted.end()) w.unstarted.erase(unstarted);
     spdlog::debug("job {} worker={}: STARTED for lease {} ignored", m.id, w.id, m.lease);
     return;
   }
   w.unstarted.erase(unstarted);
-  ArmLeaseDeadline(jobs_.at(*seq), m.lease, now);
+  ArmLeaseDeadline(jobs_.at(*seq), m.lease, false, now);
 }
 
 void Core::HandleReturned(WorkerState& w, const wire::Returned& m, Now now) {
+  const auto unstarted = w.unstarted.find(m.lease);
+  const bool started = unstarted == w.unstarted.end();
+  const bool recalled = !started && unstarted->second;
   Job* job = EndLease(w, m.id, m.lease, "RETURNED");
   if (job == nullptr) return;
   OnAbandoned(config_.breaker, w.breaker, now.mono_ms);
-  spdlog::info("job {} worker={}: given back before it started; queued again", m.id, w.id);
+  if (started) {
+    // Only a job that never started can be given back; this attempt ran, and counts.
+    FailAttempt(*job, "returned by worker " + w.id + " after it started", false, now);
+    return;
+  }
+  if (recalled) {
+    // Straight to a worker that can start it now, never back to the one it left.
+    if (WorkerState* target = RebalanceTarget(*job, w, {}, now)) {
+      spdlog::info("job {} worker={}: given back unstarted; moved to {}", m.id, w.id, target->id);
+      --job->attempts;
+      StartAttempt(*job, *target, now);
+      return;
+    }
+  }
+  spdlog::info("job {} worker={}: given back unstarted; queued again", m.id, w.id);
   Requeue(*job, true, now);
 }
 
@@ -1308,6 +1326,7 @@ std::uint64_t Core::MigrateJobs(WorkerState& w, const std::string& why, Now now)
     auto current = leases_.find(seq);
     if (current == leases_.end() || current->second != lease) continue;
     leases_.erase(current);
+    w.unstarted.erase(lease);
     // The worker keeps the slot until it reports that the handler stopped.
     SendToWorker(w, wire::CancelJob{FormatJobId(seq), lease, why + ": moved to another worker"},
                  now);
@@ -1381,12 +1400,9 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   for (const auto& type : w.types) --type_workers_[type].spare;
   OnDispatch(config_.breaker, w.breaker, now.mono_ms);
   // A worker with prefetch may hold the job a while before it starts: its timeout counts from
-  // STARTED.
-  if (w.prefetch > 0) {
-    w.unstarted.emplace(lease, false);
-  } else {
-    ArmLeaseDeadline(job, lease, now);
-  }
+  // STARTED. Held longer than a whole timeout (the worker's threads are stuck), it is taken back.
+  if (w.prefetch > 0) w.unstarted.emplace(lease, false);
+  ArmLeaseDeadline(job, lease, w.prefetch > 0, now);
   wire::JobDispatch dispatch;
   dispatch.id = FormatJobId(job.seq);
   dispatch.type = job.type;
@@ -1400,10 +1416,26 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   SendToWorker(w, std::move(dispatch), now);
 }
 
-void Core::ArmLeaseDeadline(const Job& job, std::uint64_t lease, Now now) {
+void Core::ArmLeaseDeadline(const Job& job, std::uint64_t lease, bool to_start, Now now) {
   const auto grace = static_cast<std::int64_t>(config_.heartbeat_ms * config_.liveness);
   lease_deadlines_.push(
-      {now.mono_ms + static_cast<std::int64_t>(job.timeout_ms) + grace, job.seq, lease});
+      {now.mono_ms + static_cast<std::int64_t>(job.timeout_ms) + grace, job.seq, lease, to_start});
+}
+
+Core::WorkerState* Core::RebalanceTarget(
+    const Job& job, const WorkerState& source,
+    const std::unordered_map<const WorkerState*, std::uint32_t>& planned, Now now) {
+  PlacementRequest request = PlacementOf(job);
+  BuildCandidates(job, request, now);
+  std::optional<std::size_t> from;
+  for (std::size_t i = 0; i < candidates_.size(); ++i) {
+    if (candidate_workers_[i] == &source) from = i;
+    if (auto p = planned.find(candidate_workers_[i]); p != planned.end()) {
+      candidates_[i].in_hand += p->second;
+    }
+  }
+  const auto target = scheduler_.RebalanceTarget(std::move(request), candidates_, from);
+  return target ? candidate_workers_[*target] : nullptr;
 }
 
 void Core::Rebalance(Now now) {
@@ -1422,21 +1454,14 @@ void Core::Rebalance(Now now) {
     std::sort(leases.rbegin(), leases.rend());
     std::uint32_t recalled = 0;
     for (const auto lease : leases) {
-      const Job& job = jobs_.at(w.leases.at(lease));
-      PlacementRequest request = PlacementOf(job);
-      BuildCandidates(job, request, now);
-      std::optional<std::size_t> source;
-      for (std::size_t i = 0; i < candidates_.size(); ++i) {
-        if (candidate_workers_[i] == &w) source = i;
-        if (auto p = planned.find(candidate_workers_[i]); p != planned.end()) {
-          candidates_[i].in_hand += p->second;
-        }
-      }
-      const auto target = scheduler_.RebalanceTarget(std::move(request), candidates_, source);
-      if (!target) continue;
-      ++planned[candidate_workers_[*target]];
+      // Every unstarted lease is a current one (those that end leave `unstarted`).
+      const Seq seq = w.leases.at(lease);
+      assert(leases_.at(seq) == lease);
+      const WorkerState* target = RebalanceTarget(jobs_.at(seq), w, planned, now);
+      if (target == nullptr) continue;
+      ++planned[target];
       w.unstarted[lease] = true;
-      SendToWorker(w, wire::Recall{FormatJobId(job.seq), lease}, now);
+      SendToWorker(w, wire::Recall{FormatJobId(seq), lease}, now);
       ++recalled;
     }
     if (recalled > 0) {
@@ -1472,6 +1497,20 @@ void Core::OnTick(Now now) {
     auto lease = leases_.find(due.seq);
     if (lease == leases_.end() || lease->second != due.token) continue;  // ended already
     Job& job = jobs_.at(due.seq);
+    if (due.to_start) {
+      // A job held by a worker with prefetch: one that has started has its own deadline.
+      auto id = worker_ids_.find(job.worker);
+      WorkerState* w = id == worker_ids_.end() ? nullptr : FindWorker(id->second);
+      if (w == nullptr || w->unstarted.erase(due.token) == 0) continue;
+      spdlog::warn("job {} worker={}: held past its timeout ({}) without starting; queued again",
+                   FormatJobId(job.seq), w->id,
+                   wire::FormatDuration(static_cast<std::int64_t>(job.timeout_ms)));
+      leases_.erase(lease);
+      SendToWorker(*w, wire::CancelJob{FormatJobId(job.seq), due.token, "not started in time"},
+                   now);
+      Requeue(job, true, now);
+      continue;
+    }
     if (auto id = worker_ids_.find(job.worker); id != worker_ids_.end()) {
       if (WorkerState* w = FindWorker(id->second)) {
         SendToWorker(*w, wire::CancelJob{FormatJobId(job.seq), due.token, "timed out"}, now);

@@ -181,6 +181,7 @@ class Core {
     std::int64_t at = 0;  // mono ms for leases, wall ms for scheduled jobs
     Seq seq = 0;
     std::uint64_t token = 0;  // lease, or run_at for scheduled jobs
+    bool to_start = false;    // a held job (prefetch) that must have started by then
     bool operator>(const Deadline& o) const { return at > o.at; }
   };
   using DeadlineHeap = std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>>;
@@ -307,7 +308,13 @@ class Core {
   // workers to take (Scheduler::RebalanceTarget).
   void Rebalance(Now now);
   // The lease deadline: the worker enforces the timeout itself, this catches one that does not.
-  void ArmLeaseDeadline(const Job& job, std::uint64_t lease, Now now);
+  // With `to_start`, the deadline by which a held job must have started.
+  void ArmLeaseDeadline(const Job& job, std::uint64_t lease, bool to_start, Now now);
+  // adaptive: the worker that should take `job` from `source` (Scheduler::RebalanceTarget), with
+  // `planned` jobs counted as already in hand; nullptr for none.
+  WorkerState* RebalanceTarget(const Job& job, const WorkerState& source,
+                               const std::unordered_map<const WorkerState*, std::uint32_t>& planned,
+                               Now now);
   // What `job` asks of its worker.
   PlacementRequest PlacementOf(const Job& job) const;
   // Fills candidates_ and candidate_workers_ with every worker serving `job`'s type.
@@ -326,7 +333,7 @@ class Core {
   // Puts the jobs `w` is running back in the queue at once (the worker is told to stop them),
   // their attempt given back and their checkpoint kept. Returns how many.
   std::uint64_t MigrateJobs(WorkerState& w, const std::string& why, Now now);
-  // Takes a worker back into its types' lists (after Unlist).
+  // Puts a worker in its types' lists (new, or back after Unlist).
   void List(const std::string& routing_id, const WorkerState& w);
   void StartAttempt(Job& job, WorkerState& w, Now now);
 

@@ -236,27 +236,38 @@ TEST_CASE("prefetch: a worker holds capacity + prefetch jobs; STARTED starts the
   CHECK(h.Cluster().workers.at(0).waiting == 3);  // none has said STARTED
   h.SendWorker("w", wire::Started{jobs[0].id, jobs[0].lease});
   CHECK(h.Cluster().workers.at(0).waiting == 2);
-  // 10 s timeout + 3 s grace from STARTED: jobs[0] times out, jobs[1] (started 12 s later) and
-  // jobs[2] (never started) do not, however long they have been held.
+  // 10 s timeout + 3 s grace: jobs[0] times out 13 s after STARTED, jobs[1] (started at 12 s)
+  // runs on, and jobs[2], held 13 s without starting, is taken back.
   AdvanceAlive(h, "w", 12'000);
   h.SendWorker("w", wire::Started{jobs[1].id, jobs[1].lease});
   AdvanceAlive(h, "w", 2000);
   CHECK(h.Status(jobs[0].id).error.starts_with("timed out"));
   CHECK(h.Status(jobs[1].id).state == JobState::kRunning);
-  CHECK(h.Status(jobs[2].id).state == JobState::kRunning);
-  // A job given back unstarted is queued again ahead of the others, its attempt not counted.
-  h.JobsTo("w");
+  CHECK(h.Status(jobs[2].id).state == JobState::kQueued);
+  CHECK(h.Status(jobs[2].id).attempts == 0);
+  const auto cancels = h.Only<wire::CancelJob>(h.MessagesTo("w"));
+  REQUIRE(cancels.size() == 2);  // jobs[0] timed out, jobs[2] taken back, both due at 13 s
+  CHECK(std::ranges::count(cancels,
+                           wire::CancelJob{jobs[2].id, jobs[2].lease, "not started in time"}) == 1);
+  // The worker's answer only frees the slot; jobs[2], queued ahead of the others, takes it.
   h.SendWorker("w", wire::Returned{jobs[2].id, jobs[2].lease});
-  const auto again = h.JobsTo("w");
+  auto again = h.JobsTo("w");
   REQUIRE(again.size() == 1);
   CHECK(again[0].id == jobs[2].id);
   CHECK(again[0].attempt == 1);
-  CHECK(again[0].lease != jobs[2].lease);
-  // A RETURNED for a lease that has ended (here the timed-out one) only frees the slot.
-  h.SendWorker("w", wire::Returned{jobs[0].id, jobs[0].lease});
-  CHECK(h.Status(jobs[0].id).state == JobState::kQueued);
-  CHECK(h.Status(jobs[0].id).attempts == 1);
-  CHECK(h.JobsTo("w").size() == 1);  // the slot went to the next queued job
+  // Given back unstarted: queued again ahead of the others, the attempt not counted.
+  h.SendWorker("w", wire::Returned{again[0].id, again[0].lease});
+  const auto third = h.JobsTo("w");
+  REQUIRE(third.size() == 1);
+  CHECK(third[0].id == jobs[2].id);
+  CHECK(third[0].attempt == 1);
+  // Given back after STARTED: that attempt ran, and counts.
+  h.SendWorker("w", wire::Started{third[0].id, third[0].lease});
+  h.SendWorker("w", wire::Returned{third[0].id, third[0].lease});
+  const auto job = h.Status(jobs[2].id);
+  CHECK(job.state == JobState::kScheduled);
+  CHECK(job.attempts == 1);
+  CHECK(job.error == "returned by worker w after it started");
 }
 
 TEST_CASE("prefetch: a lost worker's unstarted jobs go back with their attempt given back") {
@@ -278,6 +289,7 @@ TEST_CASE("adaptive: an overloaded worker's unstarted jobs are recalled for a le
   CoreConfig config = TestConfig();
   config.scheduling.strategy = Strategy::kAdaptive;
   config.scheduling.rebalance_interval_ms = 2000;
+  config.scheduling.affinity = true;  // would send a returned job back to busy, its last pick
   Harness h(config);
   h.SendWorker("busy",
                wire::Ready{.worker_id = "busy", .types = {"t"}, .capacity = 1, .prefetch = 5});
@@ -315,7 +327,26 @@ TEST_CASE("adaptive: an overloaded worker's unstarted jobs are recalled for a le
   both_alive(1000);
   CHECK(recalls().empty());
   both_alive(1000);
-  CHECK(recalls().size() == 1);  // idle has one slot left
+  const auto last = recalls();
+  REQUIRE(last.size() == 1);  // idle has one slot left
+  // The recalled job is cancelled before busy answers: nothing more is recalled for it, and a
+  // rebalance after it has left memory finds nothing stale.
+  REQUIRE(h.Ask(wire::CancelRequest{.rid = 99, .id = last[0].id}).status == StatusCode::kOk);
+  CHECK(h.Cluster().workers.at(0).waiting == 2);
+  h.Commit();
+  both_alive(4000);
+  CHECK(h.Cluster().workers.size() == 2);
+}
+
+TEST_CASE("nodes: a declared node's capacity also ends its worker's prefetch") {
+  CoreConfig config = TestConfig();
+  config.nodes = {{.id = "w1", .host = "h", .capacity = 2}};
+  Harness h(config);
+  h.SendWorker("w1", wire::Ready{.worker_id = "w1", .types = {"t"}, .capacity = 4, .prefetch = 2});
+  CHECK(h.Cluster().workers.at(0).capacity == 2);
+  CHECK(h.Cluster().workers.at(0).prefetch == 0);
+  for (int i = 0; i < 4; ++i) h.SubmitId("t");
+  CHECK(h.JobsTo("w1").size() == 2);  // it would run every job it holds: only two
 }
 
 TEST_CASE("nodes: a declared worker node bounds its worker's capacity and gives its zone") {

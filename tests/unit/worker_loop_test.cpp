@@ -276,6 +276,23 @@ TEST_CASE("with prefetch, jobs beyond capacity wait and start in order; a recall
   CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-2", .lease = 2, .result = "released"});
 }
 
+TEST_CASE("a CANCEL for a job waiting to start is answered RETURNED") {
+  FakeBroker broker;
+  Gate gate;
+  auto options = Options(broker.endpoint(), 1);
+  options.prefetch = 1;
+  RunningWorker worker(options, gate.Make());
+  broker.Greet();
+  broker.Send(Job("job-1", 1));
+  broker.Send(Job("job-2", 2));
+  CHECK(broker.Expect<wire::Started>().id == "job-1");
+  CHECK(broker.Expect<wire::ProgressReport>().message == "started");
+  broker.Send(wire::CancelJob{.id = "job-2", .lease = 2, .reason = "cancelled by a client"});
+  CHECK(broker.Expect<wire::Returned>() == wire::Returned{.id = "job-2", .lease = 2});
+  gate.open.set_value();
+  CHECK(broker.Expect<wire::Done>().id == "job-1");
+}
+
 TEST_CASE("on stop, a worker with prefetch gives back the jobs it has not started") {
   FakeBroker broker;
   Gate gate;
