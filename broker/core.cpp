@@ -793,13 +793,15 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
     const NodeConfig& node = config_.nodes[it->second];
     if (node.capacity != 0 && node.capacity < w.capacity) {
       // The worker would run whatever it holds up to its own capacity: no prefetch then.
-      spdlog::info("worker {}: capacity {} lowered to {} and prefetch {} to 0, as cluster.nodes "
-                   "declares it",
-                   w.id, w.capacity, node.capacity, w.prefetch);
+      spdlog::info(
+          "worker {}: capacity {} lowered to {} and prefetch {} to 0, as cluster.nodes "
+          "declares it",
+          w.id, w.capacity, node.capacity, w.prefetch);
       w.capacity = node.capacity;
       w.prefetch = 0;
     }
-    if (!node.zone.empty() && w.labels.size() < static_cast<std::size_t>(wire::limits::kMaxLabels)) {
+    if (!node.zone.empty() &&
+        w.labels.size() < static_cast<std::size_t>(wire::limits::kMaxLabels)) {
       w.labels.emplace("zone", node.zone);
     }
   }
