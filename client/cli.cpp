@@ -764,9 +764,8 @@ int RunCli(int argc, const char* const* argv, const CliIo& io) {
     return ToInt(wire::ClientExit::kUsage);
   }
   for (const auto& endpoint : endpoints) {
-    if (endpoint.find("://") == std::string::npos) {
-      io.err << "claw-client: bad broker endpoint '" << endpoint
-             << "': expected e.g. tcp://host:5555\n";
+    if (auto ok = wire::CheckEndpoint(endpoint); !ok) {
+      io.err << "claw-client: --broker: " << ok.error().message << "\n";
       return ToInt(wire::ClientExit::kUsage);
     }
   }

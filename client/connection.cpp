@@ -18,8 +18,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Replies can be large (a LIST of 10000 jobs with their results); the broker is trusted, so
-// the limits only stop a runaway, not a hostile peer.
+// Replies can be large (a LIST of 10000 jobs, a STATUS with a 1 MiB payload and its result); the
+// broker is trusted, so the limits only stop a runaway, not a hostile peer.
 constexpr std::int64_t kMaxReplyBytes = std::int64_t{256} << 20;
 constexpr wire::DecodeLimits kReplyLimits{.max_body_bytes = std::size_t{256} << 20};
 

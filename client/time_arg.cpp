@@ -60,7 +60,8 @@ Result<std::int64_t> ParseTimestamp(std::string_view text) {
     const int sign = text[pos] == '+' ? 1 : -1;
     ++pos;
     int oh = 0, om = 0;
-    if (!Digits(text, pos, 2, oh) || !Expect(text, pos, ':') || !Digits(text, pos, 2, om)) {
+    if (!Digits(text, pos, 2, oh) || !Expect(text, pos, ':') || !Digits(text, pos, 2, om) ||
+        oh > 23 || om > 59) {
       return bad();
     }
     offset_minutes = sign * (oh * 60 + om);
@@ -75,7 +76,14 @@ Result<std::int64_t> ParseTimestamp(std::string_view text) {
   tm.tm_min = minute;
   tm.tm_sec = second;
   const std::time_t seconds = ::timegm(&tm);
-  return (static_cast<std::int64_t>(seconds) - offset_minutes * 60) * 1000 + millis;
+  // timegm rolls an impossible date over (February 31 -> March 3): refuse it instead.
+  if (tm.tm_mday != day || tm.tm_mon != month - 1) {
+    return Fail("bad time '" + std::string(text) + "': there is no such day");
+  }
+  const std::int64_t ms =
+      (static_cast<std::int64_t>(seconds) - offset_minutes * 60) * 1000 + millis;
+  if (ms < 0) return Fail("bad time '" + std::string(text) + "': before 1970");
+  return ms;
 }
 
 }  // namespace claw::client

@@ -9,7 +9,7 @@
 
 namespace claw::client {
 
-// Unix time in milliseconds.
+// Unix time in milliseconds; a day that does not exist, or a time before 1970, is refused.
 Result<std::int64_t> ParseTimestamp(std::string_view text);
 
 }  // namespace claw::client

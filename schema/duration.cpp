@@ -2,7 +2,6 @@
 
 #include <array>
 #include <charconv>
-#include <limits>
 
 namespace claw::wire {
 namespace {
@@ -27,8 +26,10 @@ Result<std::int64_t> ParseDuration(std::string_view text) {
     std::int64_t value = 0;
     const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), value);
     if (ec != std::errc() || end != number.data() + number.size() || value < 0) break;
-    if (value > std::numeric_limits<std::int64_t>::max() / unit.ms)
-      return Fail("duration " + quoted + " is too long");
+    if (value > kMaxDurationMs / unit.ms) {
+      return Fail("duration " + quoted + " is too long (at most " + FormatDuration(kMaxDurationMs) +
+                  ")");
+    }
     return value * unit.ms;
   }
   return Fail("bad duration " + quoted +

@@ -10,6 +10,10 @@
 
 namespace claw::wire {
 
+// The longest duration accepted: 100 years, so that a deadline (now + it, in nanoseconds on a
+// steady clock) cannot overflow.
+inline constexpr std::int64_t kMaxDurationMs = 36'500LL * 86'400'000;
+
 // Milliseconds, or an error that quotes the text.
 Result<std::int64_t> ParseDuration(std::string_view text);
 

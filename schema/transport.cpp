@@ -31,6 +31,9 @@ Result<std::vector<std::string>> Addresses(const std::string& host, const std::s
     if (std::ranges::find(addresses, text) == addresses.end()) addresses.emplace_back(text);
   }
   if (addresses.empty()) return Fail("no IPv4 address");
+  // In a stable order, so that trying them in turn goes round all of them even when the
+  // resolver rotates its answers.
+  std::ranges::sort(addresses);
   return addresses;
 }
 
@@ -153,18 +156,32 @@ std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
   }
 }
 
+Status CheckEndpoint(std::string_view spec) {
+  if (spec.starts_with(kDnsScheme)) {
+    const std::string_view name = spec.substr(kDnsScheme.size());
+    const auto colon = name.rfind(':');
+    if (colon == std::string_view::npos || colon == 0 || colon + 1 == name.size()) {
+      return Fail("bad endpoint '" + std::string(spec) + "': expected dns://host:port");
+    }
+    return {};
+  }
+  for (std::string_view scheme : {"tcp://", "ipc://", "inproc://"}) {
+    if (spec.starts_with(scheme) && spec.size() > scheme.size()) return {};
+  }
+  return Fail("bad endpoint '" + std::string(spec) +
+              "': expected tcp://host:port, ipc://path, inproc://name or dns://host:port");
+}
+
 Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs) {
   std::vector<std::string> endpoints;
   for (const auto& spec : specs) {
+    if (auto ok = CheckEndpoint(spec); !ok) return std::unexpected(ok.error());
     if (!spec.starts_with(kDnsScheme)) {
       endpoints.push_back(spec);
       continue;
     }
     const std::string name = spec.substr(kDnsScheme.size());
     const auto colon = name.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == name.size()) {
-      return Fail("bad endpoint '" + spec + "': expected dns://host:port");
-    }
     const std::string port = name.substr(colon + 1);
     auto addresses = Addresses(name.substr(0, colon), port);
     if (!addresses) return Fail("cannot resolve " + spec + ": " + addresses.error().message);

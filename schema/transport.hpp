@@ -52,9 +52,13 @@ bool Send(zmq::socket_t& dealer, const Frames& frames);
 std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
                                                 std::chrono::milliseconds timeout);
 
+// A broker endpoint as a user may write one: tcp://, ipc:// or inproc://, or dns://host:port.
+Status CheckEndpoint(std::string_view spec);
+
 // Broker endpoints as ZeroMQ takes them: "dns://host:port" becomes "tcp://ADDR:port" for each
-// IPv4 address the name resolves to, in the resolver's order (DNS discovery: one name, several
-// brokers); any other endpoint is kept as it is. Fails naming the entry that does not resolve.
+// IPv4 address the name resolves to, sorted (DNS discovery: one name, several brokers); any
+// other endpoint is kept as it is. Fails naming the entry that CheckEndpoint refuses or that
+// does not resolve.
 // Blocks while the resolver works.
 Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs);
 

@@ -529,6 +529,11 @@ TEST_CASE("claw-client exits 2 on bad flags, naming a bad state") {
   CHECK(RunClaw({"submit", "--type", "t", "--priority", "urgent"}).code == 2);
   CHECK(RunClaw({"wait", "j-1", "--timeout", "10"}).code == 2);
   CHECK(RunClaw({"--broker", "nonsense", "ping"}).code == 2);
+  const auto scheme = RunClaw({"--broker", "bogus://x", "ping"});
+  CHECK(scheme.code == 2);
+  CHECK(scheme.err.find("bad endpoint 'bogus://x'") != std::string::npos);
+  CHECK(RunClaw({"--broker", "dns://no-port", "ping"}).code == 2);
+  CHECK(RunClaw({"wait", "j-1", "--timeout", "200000d"}).code == 2);  // over 100 years
   const auto run = RunClaw({"list", "--state", "sleeping"});
   CHECK(run.code == 2);
   CHECK(run.err.find("'sleeping'") != std::string::npos);

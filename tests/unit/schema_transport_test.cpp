@@ -29,5 +29,18 @@ TEST_CASE("endpoints: a dns:// entry without a port, or that does not resolve, i
   CHECK(unknown.error().message.starts_with("cannot resolve dns://no-such-host.invalid:5555: "));
 }
 
+TEST_CASE("endpoints: only ZeroMQ's schemes and dns:// are accepted") {
+  for (const char* good : {"tcp://h:1", "ipc:///tmp/x", "inproc://x", "dns://h:1"}) {
+    CHECK_MESSAGE(CheckEndpoint(good).has_value(), good);
+  }
+  for (const char* bad : {"bogus://x", "tcp://", "localhost:5555", ""}) {
+    CAPTURE(bad);
+    auto checked = CheckEndpoint(bad);
+    REQUIRE(!checked.has_value());
+    CHECK(checked.error().message.starts_with("bad endpoint '" + std::string(bad) + "'"));
+    CHECK(!ResolveEndpoints({bad}).has_value());
+  }
+}
+
 }  // namespace
 }  // namespace claw::wire
