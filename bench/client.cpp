@@ -127,7 +127,7 @@ Result<SubmitRun> BenchClient::SubmitMany(const SubmitPlan& plan) {
   std::vector<bool> answered(plan.count, false);
   std::uint64_t sent = 0;
   std::uint64_t done = 0;
-  wire::SubmitRequest request{.type = plan.type};
+  wire::SubmitRequest request{.job = {.type = plan.type}};
 
   auto take = [&](const wire::ClientReply& reply) -> Status {
     if (reply.command != wire::ClientCommand::kSubmit || reply.rid < first_rid ||
@@ -157,7 +157,7 @@ Result<SubmitRun> BenchClient::SubmitMany(const SubmitPlan& plan) {
     while (sent < plan.count && sent - done < plan.window) {
       request.rid = first_rid + sent;
       const std::uint64_t stamp = MonoNanos();
-      request.payload = MakePayload(plan.payload_size, stamp);
+      request.job.payload = MakePayload(plan.payload_size, stamp);
       if (sent == 0) run.first_submit_ns = stamp;
       if (auto ok = SendRequest(request); !ok) return std::unexpected(ok.error());
       ++sent;
@@ -185,10 +185,10 @@ Result<WatchedJob> BenchClient::SubmitAndWatch(const std::string& type, std::siz
   const auto deadline = Clock::now() + timeout;
   WatchedJob watched;
   watched.submit_stamp_ns = MonoNanos();
-  auto accepted =
-      Call(wire::SubmitRequest{.type = type,
-                               .payload = MakePayload(payload_size, watched.submit_stamp_ns)},
-           timeout);
+  auto accepted = Call(
+      wire::SubmitRequest{
+          .job = {.type = type, .payload = MakePayload(payload_size, watched.submit_stamp_ns)}},
+      timeout);
   if (!accepted) return std::unexpected(accepted.error());
   if (accepted->status != wire::StatusCode::kAccepted || !accepted->id) {
     return Fail("SUBMIT answered " + std::string(wire::Name(accepted->status)) + ": " +

@@ -573,10 +573,10 @@ Result<Figures> Runner::Backlog(const Shape& shape) {
                 std::to_string(kRestartDeadline.count()) + " ms: " + last_error);
   }
   // One SUBMIT only, so the count of queued jobs below is exact.
-  auto accepted =
-      client->Call(wire::SubmitRequest{.type = JobType("W4", "restart"),
-                                       .payload = MakePayload(shape.payload_size, MonoNanos())},
-                   kRestartSubmitTimeout);
+  auto accepted = client->Call(
+      wire::SubmitRequest{.job = {.type = JobType("W4", "restart"),
+                                  .payload = MakePayload(shape.payload_size, MonoNanos())}},
+      kRestartSubmitTimeout);
   if (!accepted) return Fail("after the restart: " + accepted.error().message);
   if (accepted->status != wire::StatusCode::kAccepted) {
     return Fail("after the restart SUBMIT answered " + std::string(wire::Name(accepted->status)) +

@@ -229,7 +229,7 @@ void Core::OnUnreachable(const wire::Envelope& to, Now now) {
 
 void Core::HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now now) {
   const auto cmd = wire::ClientCommand::kSubmit;
-  wire::JobSpec spec = wire::SpecOf(std::move(r));
+  wire::JobSpec spec = std::move(r.job);
   if (auto refusal = CheckSpec(spec)) return Refuse(from, cmd, r.rid, *refusal);
   if (auto bad = BadKey("key", r.key)) {
     return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, std::move(*bad));

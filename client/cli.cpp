@@ -315,26 +315,27 @@ int Wait(Connection& connection, const std::string& id, std::optional<millisecon
 int Submit(Connection& connection, const SubmitArgs& args, const GlobalArgs& globals,
            const CliIo& io) {
   wire::SubmitRequest request;
-  request.type = args.type;
+  wire::JobSpec& spec = request.job;
+  spec.type = args.type;
   if (args.payload) {
     auto payload = ReadPayloadArg(*args.payload, io.in);
     if (!payload) {
       io.err << "claw-client: " << payload.error().message << '\n';
       return ToInt(wire::ClientExit::kUsage);
     }
-    request.payload = std::move(*payload);
+    spec.payload = std::move(*payload);
   }
-  if (args.priority) request.priority = wire::ParsePriority(*args.priority);
-  if (args.timeout) request.timeout_ms = Ms(*args.timeout);
-  request.max_attempts = args.max_attempts;
-  if (args.backoff) request.backoff_ms = Ms(*args.backoff);
-  if (args.max_backoff) request.max_backoff_ms = Ms(*args.max_backoff);
+  if (args.priority) spec.priority = wire::ParsePriority(*args.priority);
+  if (args.timeout) spec.timeout_ms = Ms(*args.timeout);
+  spec.max_attempts = args.max_attempts;
+  if (args.backoff) spec.backoff_ms = Ms(*args.backoff);
+  if (args.max_backoff) spec.max_backoff_ms = Ms(*args.max_backoff);
   request.key = args.key;
-  if (args.delay) request.delay_ms = Ms(*args.delay);
-  if (args.at) request.run_at = static_cast<std::uint64_t>(*ParseTimestamp(*args.at));
-  request.after = args.after;
-  if (args.after_policy) request.after_policy = wire::ParseDependencyPolicy(*args.after_policy);
-  if (auto placed = ApplyPlacement(args.placement, request); !placed) {
+  if (args.delay) spec.delay_ms = Ms(*args.delay);
+  if (args.at) spec.run_at = static_cast<std::uint64_t>(*ParseTimestamp(*args.at));
+  spec.after = args.after;
+  if (args.after_policy) spec.after_policy = wire::ParseDependencyPolicy(*args.after_policy);
+  if (auto placed = ApplyPlacement(args.placement, spec); !placed) {
     io.err << "claw-client: " << placed.error().message << '\n';
     return ToInt(wire::ClientExit::kUsage);
   }

@@ -294,8 +294,8 @@ void Fields(F& f, const PeerBatch& v) {
 }
 
 // The fields that describe a job, shared by SUBMIT and GROUP_SUBMIT's job specs.
-template <typename F, typename T>
-void SpecFields(F& f, const T& v) {
+template <typename F>
+void SpecFields(F& f, const JobSpec& v) {
   f(field::kType, v.type);
   f(field::kPayload, Bin{v.payload});
   if (v.priority) f(field::kPriority, *v.priority);
@@ -322,7 +322,7 @@ void Fields(F& f, const JobSpec& v) {
 template <typename F>
 void Fields(F& f, const SubmitRequest& v) {
   f(field::kRid, v.rid);
-  SpecFields(f, v);
+  SpecFields(f, v.job);
   if (v.key) f(field::kKey, *v.key);
 }
 
@@ -827,8 +827,7 @@ bool Read(const msgpack::object& o, GroupInfo& out) {
 }
 
 // The fields SpecFields writes.
-template <typename T>
-void ReadSpec(Reader& r, T& out) {
+void ReadSpec(Reader& r, JobSpec& out) {
   r.Req(field::kType, out.type);
   r.OptBin(field::kPayload, out.payload);
   r.Opt(field::kPriority, out.priority);
@@ -887,7 +886,7 @@ std::expected<ClientRequest, std::string> ReadClientRequest(ClientCommand comman
     case ClientCommand::kSubmit: {
       SubmitRequest m;
       r.Req(field::kRid, m.rid);
-      ReadSpec(r, m);
+      ReadSpec(r, m.job);
       r.Opt(field::kKey, m.key);
       return finish(r, std::move(m));
     }
@@ -1370,25 +1369,6 @@ std::optional<DependencyPolicy> ParseDependencyPolicy(std::string_view name) {
     if (entry.name == name) return entry.code;
   }
   return std::nullopt;
-}
-
-JobSpec SpecOf(SubmitRequest&& r) {
-  return JobSpec{.type = std::move(r.type),
-                 .payload = std::move(r.payload),
-                 .priority = r.priority,
-                 .timeout_ms = r.timeout_ms,
-                 .max_attempts = r.max_attempts,
-                 .backoff_ms = r.backoff_ms,
-                 .max_backoff_ms = r.max_backoff_ms,
-                 .run_at = r.run_at,
-                 .delay_ms = r.delay_ms,
-                 .after = std::move(r.after),
-                 .after_policy = r.after_policy,
-                 .hash_key = std::move(r.hash_key),
-                 .required = std::move(r.required),
-                 .zone = std::move(r.zone),
-                 .locality = std::move(r.locality),
-                 .max_rtt_ms = r.max_rtt_ms};
 }
 
 std::string_view Name(StatusCode status) { return FindName(kStatusCodes, status); }

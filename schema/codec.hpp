@@ -312,30 +312,14 @@ struct JobSpec {
   bool operator==(const JobSpec&) const = default;
 };
 
+// SUBMIT: one job, and the idempotency key. On the wire the job's fields sit beside rid and key
+// in one flat map (section 4.3 of PROTOCOL.md).
 struct SubmitRequest {
   std::uint64_t rid = 0;
-  std::string type;
-  std::string payload;
-  std::optional<std::uint32_t> priority;
-  std::optional<std::uint64_t> timeout_ms;
-  std::optional<std::uint32_t> max_attempts;
-  std::optional<std::uint64_t> backoff_ms;
-  std::optional<std::uint64_t> max_backoff_ms;
+  JobSpec job;
   std::optional<std::string> key;
-  std::optional<std::uint64_t> run_at;
-  std::optional<std::uint64_t> delay_ms;
-  std::vector<std::string> after;
-  std::optional<DependencyPolicy> after_policy;
-  std::optional<std::string> hash_key;
-  Labels required;
-  std::optional<std::string> zone;
-  std::optional<std::string> locality;
-  std::optional<std::uint32_t> max_rtt_ms;
   bool operator==(const SubmitRequest&) const = default;
 };
-
-// The job a SUBMIT describes; its bytes move out of `request` (rid and key stay).
-JobSpec SpecOf(SubmitRequest&& request);
 
 struct GroupSubmitRequest {
   std::uint64_t rid = 0;

@@ -108,10 +108,10 @@ TEST_CASE("python: claw.py's golden files of groups and dependencies are the C++
   using wire::DependencyPolicy;
   const wire::ClientRequest submit{
       wire::SubmitRequest{.rid = 2,
-                          .type = "reduce",
-                          .key = "k-1",
-                          .after = {"j-1", "j-2"},
-                          .after_policy = DependencyPolicy::kAllSettled}};
+                          .job = {.type = "reduce",
+                                  .after = {"j-1", "j-2"},
+                                  .after_policy = DependencyPolicy::kAllSettled},
+                          .key = "k-1"}};
   const wire::ClientRequest group_submit{wire::GroupSubmitRequest{
       .rid = 3,
       .jobs = {wire::JobSpec{.type = "map", .payload = "a b"},

@@ -17,7 +17,7 @@ using wire::StatusCode;
 
 TEST_CASE("ACCEPTED is sent only once the job is committed") {
   Harness h;
-  h.Send("client", wire::SubmitRequest{.rid = 7, .type = "crawl", .payload = "x"});
+  h.Send("client", wire::SubmitRequest{.rid = 7, .job = {.type = "crawl", .payload = "x"}});
   CHECK(h.RepliesTo("client").empty());
   auto batch = h.core().TakeBatch(h.now());
   REQUIRE(batch.has_value());
@@ -41,7 +41,7 @@ TEST_CASE("a new job is not dispatched before its commit") {
   Harness h;
   h.Ready("w1", {"crawl"}, 1);
   h.MessagesTo("w1");
-  h.Send("client", wire::SubmitRequest{.rid = 1, .type = "crawl"});
+  h.Send("client", wire::SubmitRequest{.rid = 1, .job = {.type = "crawl"}});
   CHECK(h.JobsTo("w1").empty());
   h.Commit();
   CHECK(h.JobsTo("w1").size() == 1);
@@ -73,7 +73,7 @@ TEST_CASE("a held-back batch goes at once when a new job or a watcher joins it")
   h.Ready("w1", {"t"}, 1);
   const auto lease = h.JobsTo("w1").at(0).lease;
   REQUIRE_FALSE(h.core().TakeBatch(h.now()).has_value());
-  h.Send("client", wire::SubmitRequest{.rid = 90, .type = "t"});
+  h.Send("client", wire::SubmitRequest{.rid = 90, .job = {.type = "t"}});
   auto batch = h.core().TakeBatch(h.now());
   REQUIRE(batch.has_value());
   CHECK(batch->writes.size() == 2);  // the dispatch rides with the insert
@@ -99,7 +99,7 @@ TEST_CASE("with commit_delay 0 every change is committed at once") {
 
 TEST_CASE("a failed commit refuses the new jobs with STORAGE_ERROR and keeps nothing") {
   Harness h;
-  h.Send("client", wire::SubmitRequest{.rid = 1, .type = "crawl", .key = "k"});
+  h.Send("client", wire::SubmitRequest{.rid = 1, .job = {.type = "crawl"}, .key = "k"});
   auto batch = h.core().TakeBatch(h.now());
   REQUIRE(batch.has_value());
   h.core().OnBatchDone(std::unexpected(Error{"disk full"}), h.now());
@@ -110,7 +110,7 @@ TEST_CASE("a failed commit refuses the new jobs with STORAGE_ERROR and keeps not
   CHECK(h.core().CountIn(JobState::kQueued) == 0);
   CHECK(h.Ask(wire::StatusRequest{2, "j-1"}).status == StatusCode::kNotFound);
   // The key is free again: a new submit with it creates the job.
-  auto again = h.Submit({.type = "crawl", .key = "k"});
+  auto again = h.Submit({.job = {.type = "crawl"}, .key = "k"});
   CHECK(again.status == StatusCode::kAccepted);
   CHECK(!again.existing.has_value());
 }
@@ -170,8 +170,8 @@ TEST_CASE("DONE records the result and the job is succeeded") {
 
 TEST_CASE("the same idempotency key gives the same job, before and after its commit") {
   Harness h;
-  h.Send("a", wire::SubmitRequest{.rid = 1, .type = "t", .key = "order-17"});
-  h.Send("b", wire::SubmitRequest{.rid = 2, .type = "t", .key = "order-17"});
+  h.Send("a", wire::SubmitRequest{.rid = 1, .job = {.type = "t"}, .key = "order-17"});
+  h.Send("b", wire::SubmitRequest{.rid = 2, .job = {.type = "t"}, .key = "order-17"});
   CHECK(h.RepliesTo("b").empty());  // waits for the first one's commit
   h.Commit();
   auto a = h.RepliesTo("a").at(0);
@@ -179,7 +179,7 @@ TEST_CASE("the same idempotency key gives the same job, before and after its com
   CHECK(*a.id == *b.id);
   CHECK(!a.existing.has_value());
   CHECK(*b.existing);
-  auto c = h.Submit({.type = "t", .key = "order-17"});
+  auto c = h.Submit({.job = {.type = "t"}, .key = "order-17"});
   CHECK(*c.id == *a.id);
   CHECK(h.core().CountIn(JobState::kQueued) == 1);
 }
@@ -324,21 +324,21 @@ TEST_CASE("QUEUE_FULL past the broker-wide and the per-type limits, and nothing 
   Harness h(config);
   h.SubmitId("a");
   h.SubmitId("a");
-  CHECK(h.Submit({.type = "a"}).status == StatusCode::kQueueFull);
+  CHECK(h.Submit({.job = {.type = "a"}}).status == StatusCode::kQueueFull);
   h.SubmitId("b");
-  CHECK(h.Submit({.type = "c"}).status == StatusCode::kQueueFull);
+  CHECK(h.Submit({.job = {.type = "c"}}).status == StatusCode::kQueueFull);
   CHECK(h.core().CountIn(JobState::kQueued) == 3);
 }
 
 TEST_CASE("bad submits are refused with the reason") {
   Harness h;
-  CHECK(h.Submit({.type = ""}).status == StatusCode::kBadRequest);
-  CHECK(h.Submit({.type = "has space"}).status == StatusCode::kBadRequest);
-  CHECK(h.Submit({.type = "t", .priority = 10}).status == StatusCode::kBadRequest);
-  CHECK(h.Submit({.type = "t", .max_attempts = 0}).status == StatusCode::kBadRequest);
-  CHECK(h.Submit({.type = "t", .timeout_ms = 0}).status == StatusCode::kBadRequest);
-  auto big =
-      h.Submit({.type = "t", .payload = std::string(wire::defaults::kMaxPayloadBytes + 1, 'x')});
+  CHECK(h.Submit({.job = {.type = ""}}).status == StatusCode::kBadRequest);
+  CHECK(h.Submit({.job = {.type = "has space"}}).status == StatusCode::kBadRequest);
+  CHECK(h.Submit({.job = {.type = "t", .priority = 10}}).status == StatusCode::kBadRequest);
+  CHECK(h.Submit({.job = {.type = "t", .max_attempts = 0}}).status == StatusCode::kBadRequest);
+  CHECK(h.Submit({.job = {.type = "t", .timeout_ms = 0}}).status == StatusCode::kBadRequest);
+  auto big = h.Submit(
+      {.job = {.type = "t", .payload = std::string(wire::defaults::kMaxPayloadBytes + 1, 'x')}});
   CHECK(big.status == StatusCode::kTooLarge);
   CHECK(h.core().CountIn(JobState::kQueued) == 0);
 }
@@ -583,7 +583,7 @@ TEST_CASE("refused cancels and retries of finished jobs leave them out of memory
 
 TEST_CASE("a delayed job is scheduled, does not run early, and survives a restart") {
   Harness h;
-  auto reply = h.Submit({.type = "t", .delay_ms = 5000});
+  auto reply = h.Submit({.job = {.type = "t", .delay_ms = 5000}});
   REQUIRE(reply.status == StatusCode::kAccepted);
   const auto id = *reply.id;
   auto info = h.Status(id);
@@ -606,11 +606,11 @@ TEST_CASE("run_at in the past runs at once; the later of run_at and delay wins")
   Harness h;
   h.Ready("w1", {"t"}, 2);
   h.MessagesTo("w1");
-  h.Submit({.type = "t", .run_at = static_cast<std::uint64_t>(h.now().wall_ms - 1000)});
+  h.Submit({.job = {.type = "t", .run_at = static_cast<std::uint64_t>(h.now().wall_ms - 1000)}});
   CHECK(h.JobsTo("w1").size() == 1);
-  auto reply = h.Submit({.type = "t",
-                         .run_at = static_cast<std::uint64_t>(h.now().wall_ms + 9000),
-                         .delay_ms = 1000});
+  auto reply = h.Submit({.job = {.type = "t",
+                                 .run_at = static_cast<std::uint64_t>(h.now().wall_ms + 9000),
+                                 .delay_ms = 1000}});
   CHECK(*h.Status(*reply.id).run_at == static_cast<std::uint64_t>(h.now().wall_ms + 9000));
 }
 

@@ -62,7 +62,7 @@ TEST_CASE("dispatch: hash sends jobs with the same hash_key to the same worker")
   Harness h(config);
   for (const char* w : {"w1", "w2", "w3"}) h.Ready(w, {"t"}, 100);
   for (int i = 0; i < 20; ++i) {
-    REQUIRE(h.Submit(wire::SubmitRequest{.type = "t", .hash_key = "customer-42"}).status ==
+    REQUIRE(h.Submit(wire::SubmitRequest{.job = {.type = "t", .hash_key = "customer-42"}}).status ==
             StatusCode::kAccepted);
   }
   const auto counts = Dispatched(h, {"w1", "w2", "w3"});
@@ -71,7 +71,7 @@ TEST_CASE("dispatch: hash sends jobs with the same hash_key to the same worker")
   CHECK(holders == 1);
   // Many keys spread over every worker.
   for (int i = 0; i < 60; ++i) {
-    h.Submit(wire::SubmitRequest{.type = "t", .hash_key = "k-" + std::to_string(i)});
+    h.Submit(wire::SubmitRequest{.job = {.type = "t", .hash_key = "k-" + std::to_string(i)}});
   }
   for (const auto& [w, n] : Dispatched(h, {"w1", "w2", "w3"})) CHECK(n > 0);
 }
@@ -126,7 +126,7 @@ TEST_CASE("placement: a gpu job never reaches a worker without gpu, and says why
   Harness h;
   h.SendWorker("cpu", wire::Ready{"cpu", {"render"}, 4, {{"zone", "eu-1"}}});
   const auto gpu_job =
-      *h.Submit(wire::SubmitRequest{.type = "render", .required = {{"gpu", "true"}}}).id;
+      *h.Submit(wire::SubmitRequest{.job = {.type = "render", .required = {{"gpu", "true"}}}}).id;
   // Behind it, plain jobs still run: the gpu job does not hold up its queue.
   const auto plain = h.SubmitId("render");
   auto jobs = h.JobsTo("cpu");
@@ -147,9 +147,11 @@ TEST_CASE("placement: same-zone keeps a job in its zone, cross-zone falls back t
   Harness h;
   h.SendWorker("us", wire::Ready{"us", {"t"}, 4, {{"zone", "us-1"}}});
   const auto strict =
-      *h.Submit(wire::SubmitRequest{.type = "t", .zone = "eu-1", .locality = "same-zone"}).id;
+      *h.Submit(wire::SubmitRequest{.job = {.type = "t", .zone = "eu-1", .locality = "same-zone"}})
+           .id;
   const auto lenient =
-      *h.Submit(wire::SubmitRequest{.type = "t", .zone = "eu-1", .locality = "cross-zone"}).id;
+      *h.Submit(wire::SubmitRequest{.job = {.type = "t", .zone = "eu-1", .locality = "cross-zone"}})
+           .id;
   auto jobs = h.JobsTo("us");
   REQUIRE(jobs.size() == 1);
   CHECK(jobs[0].id == lenient);
@@ -162,11 +164,11 @@ TEST_CASE("placement: same-zone keeps a job in its zone, cross-zone falls back t
 
 TEST_CASE("placement: bad labels, zones and localities are refused at submit") {
   Harness h;
-  CHECK(h.Submit(wire::SubmitRequest{.type = "t", .required = {{"a=b", "c"}}}).status ==
+  CHECK(h.Submit(wire::SubmitRequest{.job = {.type = "t", .required = {{"a=b", "c"}}}}).status ==
         StatusCode::kBadRequest);
-  CHECK(h.Submit(wire::SubmitRequest{.type = "t", .zone = "two words"}).status ==
+  CHECK(h.Submit(wire::SubmitRequest{.job = {.type = "t", .zone = "two words"}}).status ==
         StatusCode::kBadRequest);
-  CHECK(h.Submit(wire::SubmitRequest{.type = "t", .locality = "nearby"}).status ==
+  CHECK(h.Submit(wire::SubmitRequest{.job = {.type = "t", .locality = "nearby"}}).status ==
         StatusCode::kBadRequest);
 }
 

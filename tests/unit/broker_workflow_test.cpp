@@ -206,8 +206,10 @@ TEST_CASE("group: the same key gives back the same group without creating anothe
 TEST_CASE("after: a three-level chain runs level by level") {
   Harness h;
   const auto a = h.SubmitId("step");
-  const auto b = *h.Submit(wire::SubmitRequest{.type = "step", .payload = "b", .after = {a}}).id;
-  const auto c = *h.Submit(wire::SubmitRequest{.type = "step", .payload = "c", .after = {b}}).id;
+  const auto b =
+      *h.Submit(wire::SubmitRequest{.job = {.type = "step", .payload = "b", .after = {a}}}).id;
+  const auto c =
+      *h.Submit(wire::SubmitRequest{.job = {.type = "step", .payload = "c", .after = {b}}}).id;
   CHECK(h.Status(b).state == JobState::kWaiting);
   CHECK(h.Status(c).state == JobState::kWaiting);
   h.Ready("w", {"step"}, 10);
@@ -225,19 +227,19 @@ TEST_CASE("after: a three-level chain runs level by level") {
 
 TEST_CASE("after: unknown ids, member references and failed dependencies are refused") {
   Harness h;
-  auto reply = h.Submit(wire::SubmitRequest{.type = "t", .after = {"j-99"}});
+  auto reply = h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {"j-99"}}});
   CHECK(reply.status == StatusCode::kBadRequest);
   CHECK(reply.message == "after: no job j-99");
-  reply = h.Submit(wire::SubmitRequest{.type = "t", .after = {"#0"}});
+  reply = h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {"#0"}}});
   CHECK(reply.status == StatusCode::kBadRequest);
   const auto dead = h.SubmitId("t");
   h.Ask(wire::CancelRequest{.rid = 3, .id = dead});
   h.Commit();
-  reply = h.Submit(wire::SubmitRequest{.type = "t", .after = {dead}});
+  reply = h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {dead}}});
   CHECK(reply.status == StatusCode::kConflict);
   // all_settled takes a dependency whatever its outcome.
   reply = h.Submit(wire::SubmitRequest{
-      .type = "t", .after = {dead}, .after_policy = DependencyPolicy::kAllSettled});
+      .job = {.type = "t", .after = {dead}, .after_policy = DependencyPolicy::kAllSettled}});
   CHECK(reply.status == StatusCode::kAccepted);
   CHECK(h.Status(*reply.id).state == JobState::kQueued);
 }
@@ -245,8 +247,8 @@ TEST_CASE("after: unknown ids, member references and failed dependencies are ref
 TEST_CASE("after: dependents of a dead job are cancelled down the chain; retry revives them") {
   Harness h;
   const auto a = h.SubmitId("t");
-  const auto b = *h.Submit(wire::SubmitRequest{.type = "t", .after = {a}}).id;
-  const auto c = *h.Submit(wire::SubmitRequest{.type = "t", .after = {b}}).id;
+  const auto b = *h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {a}}}).id;
+  const auto c = *h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {b}}}).id;
   h.Ready("w", {"t"}, 1);
   auto jobs = h.JobsTo("w");
   REQUIRE(jobs.size() == 1);
@@ -269,8 +271,8 @@ TEST_CASE("after: dependents of a dead job are cancelled down the chain; retry r
 TEST_CASE("after: a cancelled waiting job is no longer released, and its dependents follow") {
   Harness h;
   const auto a = h.SubmitId("t");
-  const auto b = *h.Submit(wire::SubmitRequest{.type = "t", .after = {a}}).id;
-  const auto c = *h.Submit(wire::SubmitRequest{.type = "t", .after = {b}}).id;
+  const auto b = *h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {a}}}).id;
+  const auto c = *h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {b}}}).id;
   CHECK(h.Ask(wire::CancelRequest{.rid = 5, .id = b}).status == StatusCode::kOk);
   h.Commit();
   CHECK(h.Status(c).state == JobState::kCancelled);
@@ -287,7 +289,7 @@ TEST_CASE("after: a cancelled waiting job is no longer released, and its depende
 TEST_CASE("after: waiting jobs survive a restart and are released when their dependency ends") {
   Harness h;
   const auto a = h.SubmitId("t");
-  const auto b = *h.Submit(wire::SubmitRequest{.type = "t", .after = {a}}).id;
+  const auto b = *h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {a}}}).id;
   h.Open();  // a restart on the same file
   CHECK(h.Status(b).state == JobState::kWaiting);
   h.Ready("w", {"t"}, 5);
@@ -306,7 +308,7 @@ TEST_CASE("after: waiting jobs survive a restart and are released when their dep
 TEST_CASE("after: a job waiting on a dependency that ended while the broker was down is released") {
   Harness h;
   const auto a = h.SubmitId("t");
-  const auto b = *h.Submit(wire::SubmitRequest{.type = "t", .after = {a}}).id;
+  const auto b = *h.Submit(wire::SubmitRequest{.job = {.type = "t", .after = {a}}}).id;
   h.Ready("w", {"t"}, 5);
   auto jobs = h.JobsTo("w");
   REQUIRE(jobs.size() == 1);
@@ -323,7 +325,7 @@ TEST_CASE("retention: finished jobs past it are purged in a commit; unfinished o
   CoreConfig config = TestConfig();
   config.retention_ms = 3'600'000;
   Harness h(config);
-  const auto done = h.Submit(wire::SubmitRequest{.type = "t", .key = "once"});
+  const auto done = h.Submit(wire::SubmitRequest{.job = {.type = "t"}, .key = "once"});
   const auto pending = h.SubmitId("other");
   h.Ready("w", {"t"}, 1);
   auto jobs = h.JobsTo("w");
@@ -341,7 +343,7 @@ TEST_CASE("retention: finished jobs past it are purged in a commit; unfinished o
   CHECK(h.Status(pending).state == JobState::kQueued);
   CHECK(h.Cluster().jobs.at("succeeded") == 0);
   // The key went with the job: it may be used again.
-  const auto again = h.Submit(wire::SubmitRequest{.type = "t", .key = "once"});
+  const auto again = h.Submit(wire::SubmitRequest{.job = {.type = "t"}, .key = "once"});
   CHECK(again.status == StatusCode::kAccepted);
   CHECK_FALSE(again.existing.has_value());
   CHECK(again.id != done.id);
@@ -382,13 +384,14 @@ TEST_CASE("keys: an idempotency key or hash key of 0 or more than 256 bytes is r
     CHECK(reply.status == StatusCode::kBadRequest);
     return reply.message;
   };
-  CHECK(refused({.type = "t", .key = ""}) == "key must be 1-256 bytes");
-  CHECK(refused({.type = "t", .key = long_key}) == "key must be 1-256 bytes");
-  CHECK(refused({.type = "t", .hash_key = long_key}) == "hash_key must be 1-256 bytes");
+  CHECK(refused({.job = {.type = "t"}, .key = ""}) == "key must be 1-256 bytes");
+  CHECK(refused({.job = {.type = "t"}, .key = long_key}) == "key must be 1-256 bytes");
+  CHECK(refused({.job = {.type = "t", .hash_key = long_key}}) == "hash_key must be 1-256 bytes");
   const auto group = SubmitGroup(h, {.rid = 9, .jobs = {Spec("t")}, .key = long_key});
   CHECK(group.status == StatusCode::kBadRequest);
   CHECK(group.message == "key must be 1-256 bytes");
-  CHECK(h.Submit({.type = "t", .key = std::string(256, 'k')}).status == StatusCode::kAccepted);
+  CHECK(h.Submit({.job = {.type = "t"}, .key = std::string(256, 'k')}).status ==
+        StatusCode::kAccepted);
 }
 
 }  // namespace

@@ -226,7 +226,7 @@ TEST_CASE("a SUBMIT without a key gets a random one and keeps it when resent") {
     return std::vector{accepted};
   });
   Connection connection({broker.endpoint()}, milliseconds(200));
-  const auto reply = connection.Call(wire::SubmitRequest{.type = "t", .payload = "p"});
+  const auto reply = connection.Call(wire::SubmitRequest{.job = {.type = "t", .payload = "p"}});
   REQUIRE(reply);
   CHECK(reply->status == wire::StatusCode::kAccepted);
   CHECK(reply->id == "j-1");
@@ -248,7 +248,7 @@ TEST_CASE("a SUBMIT with a key is sent with that key, and random keys differ") {
     return std::vector{accepted};
   });
   Connection connection({broker.endpoint()}, milliseconds(2000));
-  REQUIRE(connection.Call(wire::SubmitRequest{.type = "t", .key = "mine"}));
+  REQUIRE(connection.Call(wire::SubmitRequest{.job = {.type = "t"}, .key = "mine"}));
   CHECK(std::get<wire::SubmitRequest>(broker.requests()[0]).key == "mine");
   CHECK(RandomKey() != RandomKey());
 }
@@ -391,13 +391,13 @@ TEST_CASE("claw-client submit prints the new job id alone and sends the flags") 
   CHECK(run.code == 0);
   CHECK(run.out == "j-1\n");
   const auto submit = std::get<wire::SubmitRequest>(broker.requests().at(0));
-  CHECK(submit.type == "resize");
-  CHECK(submit.payload == "from stdin");
-  CHECK(submit.priority == 7u);
-  CHECK(submit.timeout_ms == 30000u);
-  CHECK(submit.max_attempts == 3u);
-  CHECK(submit.backoff_ms == 500u);
-  CHECK(submit.max_backoff_ms == 60000u);
+  CHECK(submit.job.type == "resize");
+  CHECK(submit.job.payload == "from stdin");
+  CHECK(submit.job.priority == 7u);
+  CHECK(submit.job.timeout_ms == 30000u);
+  CHECK(submit.job.max_attempts == 3u);
+  CHECK(submit.job.backoff_ms == 500u);
+  CHECK(submit.job.max_backoff_ms == 60000u);
   CHECK(submit.key == "k-1");
 }
 
@@ -406,7 +406,7 @@ TEST_CASE("--timeout before the subcommand is the request timeout, after submit 
   const auto run = RunClaw({"--timeout", "1s", "--broker", broker.endpoint(), "submit", "--type",
                             "t", "--timeout", "45s"});
   CHECK(run.code == 0);
-  CHECK(std::get<wire::SubmitRequest>(broker.requests().at(0)).timeout_ms == 45000u);
+  CHECK(std::get<wire::SubmitRequest>(broker.requests().at(0)).job.timeout_ms == 45000u);
 }
 
 TEST_CASE("claw-client submit --json prints the job fetched with STATUS") {
@@ -721,8 +721,8 @@ TEST_CASE("claw-client submit --after sends the dependencies and the policy") {
                             "j-1", "--after", "j-2", "--after-policy", "all_settled"});
   CHECK(run.code == 0);
   const auto submit = std::get<wire::SubmitRequest>(broker.requests().at(0));
-  CHECK(submit.after == std::vector<std::string>{"j-1", "j-2"});
-  CHECK(submit.after_policy == wire::DependencyPolicy::kAllSettled);
+  CHECK(submit.job.after == std::vector<std::string>{"j-1", "j-2"});
+  CHECK(submit.job.after_policy == wire::DependencyPolicy::kAllSettled);
   CHECK(RunClaw({"submit", "--type", "t", "--after-policy", "some"}).code == 2);
 }
 
@@ -736,22 +736,22 @@ TEST_CASE("claw-client submit sends the placement flags") {
                "same-zone", "--max-rtt", "20ms"});
   CHECK(run.code == 0);
   const auto submit = std::get<wire::SubmitRequest>(broker.requests().at(0));
-  CHECK(submit.hash_key == "user-7");
-  CHECK(submit.required == wire::Labels{{"disk", "ssd"}, {"gpu", "true"}});
-  CHECK(submit.zone == "eu-1");
-  CHECK(submit.locality == "same-zone");
-  CHECK(submit.max_rtt_ms == 20u);
+  CHECK(submit.job.hash_key == "user-7");
+  CHECK(submit.job.required == wire::Labels{{"disk", "ssd"}, {"gpu", "true"}});
+  CHECK(submit.job.zone == "eu-1");
+  CHECK(submit.job.locality == "same-zone");
+  CHECK(submit.job.max_rtt_ms == 20u);
 }
 
 TEST_CASE("claw-client submit without placement flags sends no placement") {
   FakeBroker broker(OneJob(wire::JobState::kQueued));
   CHECK(RunClaw({"--broker", broker.endpoint(), "submit", "--type", "t"}).code == 0);
   const auto submit = std::get<wire::SubmitRequest>(broker.requests().at(0));
-  CHECK_FALSE(submit.hash_key);
-  CHECK(submit.required.empty());
-  CHECK_FALSE(submit.zone);
-  CHECK_FALSE(submit.locality);
-  CHECK_FALSE(submit.max_rtt_ms);
+  CHECK_FALSE(submit.job.hash_key);
+  CHECK(submit.job.required.empty());
+  CHECK_FALSE(submit.job.zone);
+  CHECK_FALSE(submit.job.locality);
+  CHECK_FALSE(submit.job.max_rtt_ms);
 }
 
 TEST_CASE("claw-client submit exits 2 on bad placement flags, sending nothing") {

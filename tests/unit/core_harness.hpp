@@ -89,9 +89,9 @@ class Harness {
   }
   std::string SubmitId(const std::string& type, std::uint32_t priority = 5) {
     wire::SubmitRequest r;
-    r.type = type;
-    r.payload = "payload-" + std::to_string(rid_ + 1);
-    r.priority = priority;
+    r.job.type = type;
+    r.job.payload = "payload-" + std::to_string(rid_ + 1);
+    r.job.priority = priority;
     auto reply = Submit(r);
     REQUIRE(reply.status == StatusCode::kAccepted);
     return *reply.id;

@@ -181,23 +181,23 @@ using WorkerSample = std::function<WorkerMessage()>;
 
 ClientRequest SubmitSample() {
   return SubmitRequest{.rid = 42,
-                       .type = "resize.image",
-                       .payload = std::string("\x00\x01png", 5),
-                       .priority = 7,
-                       .timeout_ms = 60'000,
-                       .max_attempts = 3,
-                       .backoff_ms = 500,
-                       .max_backoff_ms = 10'000,
-                       .key = "order-17",
-                       .run_at = 1'800'000'000'000,
-                       .delay_ms = 30'000,
-                       .after = {"j-3"},
-                       .after_policy = DependencyPolicy::kAllSucceeded,
-                       .hash_key = "customer-9",
-                       .required = {{"gpu", "true"}, {"zone", "eu-1"}},
-                       .zone = "eu-1",
-                       .locality = "any",
-                       .max_rtt_ms = 50};
+                       .job = {.type = "resize.image",
+                               .payload = std::string("\x00\x01png", 5),
+                               .priority = 7,
+                               .timeout_ms = 60'000,
+                               .max_attempts = 3,
+                               .backoff_ms = 500,
+                               .max_backoff_ms = 10'000,
+                               .run_at = 1'800'000'000'000,
+                               .delay_ms = 30'000,
+                               .after = {"j-3"},
+                               .after_policy = DependencyPolicy::kAllSucceeded,
+                               .hash_key = "customer-9",
+                               .required = {{"gpu", "true"}, {"zone", "eu-1"}},
+                               .zone = "eu-1",
+                               .locality = "any",
+                               .max_rtt_ms = 50},
+                       .key = "order-17"};
 }
 ClientRequest StatusSample() { return StatusRequest{.rid = 43, .id = "j-7"}; }
 ClientRequest ListSample() {
@@ -669,15 +669,15 @@ TEST_CASE("every peer message encodes to exactly the fields protocol.yaml declar
 
 TEST_CASE("absent optional fields decode to their defaults") {
   // The smallest bodies a foreign client may send: only the required fields.
-  const SubmitRequest bare{.rid = 1, .type = "echo"};
+  const SubmitRequest bare{.rid = 1, .job = {.type = "echo"}};
   const Frames frames = Encode(ClientRequest{bare});
   auto decoded = DecodeInbound(Views(frames));
   REQUIRE(decoded.has_value());
   const auto& submit = std::get<SubmitRequest>(std::get<ClientRequest>(*decoded));
-  CHECK(submit.payload.empty());
-  CHECK_FALSE(submit.priority.has_value());
-  CHECK_FALSE(submit.timeout_ms.has_value());
-  CHECK_FALSE(submit.max_attempts.has_value());
+  CHECK(submit.job.payload.empty());
+  CHECK_FALSE(submit.job.priority.has_value());
+  CHECK_FALSE(submit.job.timeout_ms.has_value());
+  CHECK_FALSE(submit.job.max_attempts.has_value());
   CHECK_FALSE(submit.key.has_value());
 
   // READY without capacity or labels: capacity 1, no labels.

@@ -374,7 +374,7 @@ TEST_CASE("decoders ignore unknown keys, accept str for bin and any integer enco
       {kClient, Code(0x01),
        MapOf({Str("rid"), Uint(1), Str("type"), Str("echo"), Str("payload"), Str("hello")})});
   REQUIRE(submit.has_value());
-  CHECK(std::get<SubmitRequest>(std::get<ClientRequest>(*submit)).payload == "hello");
+  CHECK(std::get<SubmitRequest>(std::get<ClientRequest>(*submit)).job.payload == "hello");
 
   // Non-negative numbers in signed or wide encodings: int8 5, int64 9, uint64 1.
   auto wide = Decode({kClient, Code(0x01),
@@ -384,8 +384,8 @@ TEST_CASE("decoders ignore unknown keys, accept str for bin and any integer enco
   REQUIRE(wide.has_value());
   const auto& w = std::get<SubmitRequest>(std::get<ClientRequest>(*wide));
   CHECK(w.rid == 1);
-  CHECK(w.priority == 5u);
-  CHECK(w.max_attempts == 9u);
+  CHECK(w.job.priority == 5u);
+  CHECK(w.job.max_attempts == 9u);
 
   // The largest values: uint32 fields take 2^32-1, uint64 fields 2^64-1.
   auto largest = Decode({kClient, Code(0x01),

@@ -69,7 +69,7 @@ std::vector<Golden> Goldens() {
   pong.epoch = 1;
   return {
       {"submit_request.hex", R"(SUBMIT request: {"rid": 1, "type": "echo", "payload": b"hi"})",
-       ClientRequest{SubmitRequest{.rid = 1, .type = "echo", .payload = "hi"}}},
+       ClientRequest{SubmitRequest{.rid = 1, .job = {.type = "echo", .payload = "hi"}}}},
       {"submit_accepted_reply.hex", R"(SUBMIT reply: {"rid": 1, "status": 202, "id": "j-1"})",
        accepted},
       {"submit_existing_reply.hex",
