@@ -197,9 +197,8 @@ std::uint64_t Ms(const std::string& duration) {
   return static_cast<std::uint64_t>(*wire::ParseDuration(duration));
 }
 
-// The flags as the request's fields; fails only on a label given twice.
-template <typename Target>
-Status ApplyPlacement(const PlacementArgs& args, Target& target) {
+// The flags as the job's fields; fails only on a label given twice.
+Status ApplyPlacement(const PlacementArgs& args, wire::JobSpec& target) {
   auto required = ParseRequirements(args.required);
   if (!required) return std::unexpected(required.error());
   target.hash_key = args.hash_key;
@@ -449,7 +448,7 @@ int GroupWait(Connection& connection, const std::string& id, std::optional<milli
 
 int GroupSubmit(Connection& connection, const GroupSubmitArgs& args, const GlobalArgs& globals,
                 const CliIo& io) {
-  MemberDefaults defaults{.type = args.type, .max_attempts = args.max_attempts};
+  MemberDefaults defaults{.type = args.type.value_or(""), .max_attempts = args.max_attempts};
   if (args.priority) defaults.priority = wire::ParsePriority(*args.priority);
   if (args.timeout) defaults.timeout_ms = Ms(*args.timeout);
   if (args.backoff) defaults.backoff_ms = Ms(*args.backoff);

@@ -11,6 +11,7 @@
 #include <variant>
 #include <zmq.hpp>
 
+#include "client/exit_codes.hpp"
 #include "schema/transport.hpp"
 
 namespace claw::client {
@@ -201,7 +202,7 @@ Result<WatchResult> Connection::Watch(const std::string& id,
     if (!answer) return std::unexpected(answer.error());
     std::optional<wire::ClientReply> reply = std::move(*answer);
     while (reply) {
-      if (static_cast<int>(reply->status) / 100 != 2) {
+      if (!IsSuccess(reply->status)) {
         result.end = WatchResult::End::kRefused;
         result.refusal = std::move(*reply);
         return result;

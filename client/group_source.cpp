@@ -152,7 +152,7 @@ std::string ReadAll(std::istream& input) {
 
 Result<std::vector<wire::JobSpec>> ReadFolder(const std::filesystem::path& folder,
                                               const MemberDefaults& defaults) {
-  if (!defaults.type) return Fail("a folder's members need --type");
+  if (defaults.type.empty()) return Fail("a folder's members need --type");
   std::error_code error;
   std::vector<std::filesystem::path> files;
   for (std::filesystem::directory_iterator it(folder, error), end; !error && it != end;
@@ -178,7 +178,7 @@ Result<std::vector<wire::JobSpec>> ReadFolder(const std::filesystem::path& folde
 }  // namespace
 
 void ApplyDefaults(wire::JobSpec& spec, const MemberDefaults& defaults) {
-  if (spec.type.empty() && defaults.type) spec.type = *defaults.type;
+  if (spec.type.empty()) spec.type = defaults.type;
   if (!spec.priority) spec.priority = defaults.priority;
   if (!spec.timeout_ms) spec.timeout_ms = defaults.timeout_ms;
   if (!spec.max_attempts) spec.max_attempts = defaults.max_attempts;

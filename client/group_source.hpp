@@ -27,22 +27,11 @@
 namespace claw::client {
 
 // Values for members that do not set their own (the command line's --type, --priority, ...).
-struct MemberDefaults {
-  std::optional<std::string> type;
-  std::optional<std::uint32_t> priority;
-  std::optional<std::uint64_t> timeout_ms;
-  std::optional<std::uint32_t> max_attempts;
-  std::optional<std::uint64_t> backoff_ms;
-  std::optional<std::uint64_t> max_backoff_ms;
-  std::optional<std::string> hash_key;
-  wire::Labels required;  // used whole by a member that requires nothing itself
-  std::optional<std::string> zone;
-  std::optional<std::string> locality;
-  std::optional<std::uint32_t> max_rtt_ms;
-};
+// Only the type, the retry and timeout settings and the placement are used.
+using MemberDefaults = wire::JobSpec;
 
 // Fills in what `spec` leaves unset from `defaults` (type only when it is empty, the required
-// labels only when it has none).
+// labels, used whole, only when it has none).
 void ApplyDefaults(wire::JobSpec& spec, const MemberDefaults& defaults);
 
 // One line of a members file.
