@@ -228,23 +228,23 @@ def _fields(*pairs):
 
 def job_spec_body(type, payload=None, priority=None, timeout_ms=None, max_attempts=None,
                   backoff_ms=None, max_backoff_ms=None, run_at=None, delay_ms=None, after=None,
-                  after_policy=None, hash_key=None):
+                  after_policy=None, hash_key=None, requires=None, zone=None, locality=None,
+                  max_rtt_ms=None):
     """A job_spec object: the fields that describe a job in SUBMIT and GROUP_SUBMIT."""
     return _fields(("type", type), ("payload", payload), ("priority", priority),
                    ("timeout_ms", timeout_ms), ("max_attempts", max_attempts),
                    ("backoff_ms", backoff_ms), ("max_backoff_ms", max_backoff_ms),
                    ("run_at", run_at), ("delay_ms", delay_ms),
                    ("after", list(after) if after else None), ("after_policy", after_policy),
-                   ("hash_key", hash_key))
+                   ("hash_key", hash_key), ("requires", dict(requires) if requires else None),
+                   ("zone", zone), ("locality", locality), ("max_rtt_ms", max_rtt_ms))
 
 
-def submit_body(rid, type, payload=None, priority=None, timeout_ms=None, max_attempts=None,
-                backoff_ms=None, max_backoff_ms=None, key=None, run_at=None, delay_ms=None,
-                after=None, after_policy=None, hash_key=None):
+def submit_body(rid, type, key=None, **spec):
+    """SUBMIT: `spec` takes job_spec_body's arguments."""
     # The C++ codec writes the job spec's fields first and the key last; the golden files follow.
     body = {"rid": rid}
-    body.update(job_spec_body(type, payload, priority, timeout_ms, max_attempts, backoff_ms,
-                              max_backoff_ms, run_at, delay_ms, after, after_policy, hash_key))
+    body.update(job_spec_body(type, **spec))
     return _fields(*body.items(), ("key", key))
 
 
@@ -318,19 +318,23 @@ def _dealer(context, endpoint):
     return sock
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, None: 1000}
+_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d)$")
+_UNIT_MS = {"ms": 1, "s": 1000, "m": 60000, "h": 3600000, "d": 86400000}
 
 
 def _millis(value):
-    """Seconds (a number) or a duration string ("500ms", "30s", "5m") as whole milliseconds."""
+    """Seconds (a number) or a duration string as claw-client takes it ("500ms", "30s", "5m",
+    "1h", "2d", or "0") as whole milliseconds."""
     if value is None:
         return None
     if isinstance(value, str):
+        if value == "0":
+            return 0
         match = _DURATION.match(value)
         if not match:
-            raise ValueError(f"bad duration {value!r}")
-        return int(float(match.group(1)) * _UNIT_MS[match.group(2)])
+            raise ValueError(f"bad duration {value!r}: expected a whole number with a unit, "
+                             "like 500ms, 30s, 5m, 1h or 2d")
+        return int(match.group(1)) * _UNIT_MS[match.group(2)]
     return int(round(float(value) * 1000))
 
 
@@ -354,7 +358,7 @@ def _unix_millis(value):
 
 def _job_spec(type, payload=b"", priority=None, timeout=None, max_attempts=None, backoff=None,
               max_backoff=None, run_at=None, delay=None, after=None, after_policy=None,
-              hash_key=None):
+              hash_key=None, requires=None, zone=None, locality=None, max_rtt=None):
     """The job_spec body for the arguments of Client.submit (durations in seconds or strings)."""
     if isinstance(payload, str):
         payload = payload.encode("utf-8")
@@ -362,7 +366,8 @@ def _job_spec(type, payload=b"", priority=None, timeout=None, max_attempts=None,
         after = [after]
     return job_spec_body(type, bytes(payload), _priority(priority), _millis(timeout),
                          max_attempts, _millis(backoff), _millis(max_backoff),
-                         _unix_millis(run_at), _millis(delay), after, after_policy, hash_key)
+                         _unix_millis(run_at), _millis(delay), after, after_policy, hash_key,
+                         requires, zone, locality, _millis(max_rtt))
 
 
 # What Client.group_submit returns: the group id, the member ids in request order, the
@@ -412,20 +417,24 @@ class Client:
 
     def submit(self, type, payload=b"", priority=None, timeout=None, max_attempts=None,
                backoff=None, max_backoff=None, key=None, run_at=None, delay=None, after=None,
-               after_policy=None, hash_key=None):
+               after_policy=None, hash_key=None, requires=None, zone=None, locality=None,
+               max_rtt=None):
         """Submits a job and returns its id once the broker has committed it.
 
         `priority` is 0-9 or a name (low, normal, high, critical); `timeout`, `backoff`,
         `max_backoff` and `delay` are seconds or duration strings ("500ms", "30s"); `run_at` is a
         datetime or Unix seconds. `after` lists the ids of jobs this one waits for (it is
         `waiting` until they end), under `after_policy`: "all_succeeded" (the broker's default:
-        cancelled if one of them fails) or "all_settled" (runs whatever their outcome). Without a
-        `key` a random one is made, so that a resend after a lost reply cannot create a second job.
+        cancelled if one of them fails) or "all_settled" (runs whatever their outcome). Placement:
+        `requires` is a dict of labels the worker must have ({"gpu": "true"}), `zone` and
+        `locality` ("same-zone", "cross-zone" or "any") where it should run, `max_rtt` the longest
+        round trip to the worker (seconds or a duration). Without a `key` (or with an empty one) a
+        random one is made, so that a resend after a lost reply cannot create a second job.
         """
         spec = _job_spec(type, payload, priority, timeout, max_attempts, backoff, max_backoff,
-                         run_at, delay, after, after_policy, hash_key)
-        body = submit_body(self._next_rid(), key=key if key is not None else self.new_key(),
-                           **spec)
+                         run_at, delay, after, after_policy, hash_key, requires, zone, locality,
+                         max_rtt)
+        body = submit_body(self._next_rid(), key=key or self.new_key(), **spec)
         reply = self._request("SUBMIT", body)
         self.last_submit_existing = bool(reply.get("existing", False))
         return reply["id"]

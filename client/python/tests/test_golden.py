@@ -104,11 +104,24 @@ def check_client_specs(errors):
          {"type": "map", "payload": b"", "priority": 7, "timeout_ms": 120000, "max_attempts": 3,
           "backoff_ms": 500, "max_backoff_ms": 10000, "run_at": 1700000000500,
           "delay_ms": 30000, "after": ["#0"], "after_policy": "all_settled", "hash_key": "h"}),
+        (dict(type="render", requires={"gpu": "true"}, zone="eu-1", locality="same-zone",
+              max_rtt="50ms", timeout="1d"),
+         {"type": "render", "payload": b"", "timeout_ms": 86400000, "requires": {"gpu": "true"},
+          "zone": "eu-1", "locality": "same-zone", "max_rtt_ms": 50}),
     ]
     for arguments, want in cases:
         got = claw._job_spec(**arguments)
         if got != want or list(got) != list(want):
             errors.append(f"job spec of {arguments}: {got}, expected {want}")
+    # Duration strings read as claw-client reads them: a unit is needed, except for "0".
+    for bad in ("30", "1.5s", "5x", "-1s"):
+        try:
+            claw._millis(bad)
+            errors.append(f"_millis({bad!r}) did not raise")
+        except ValueError:
+            pass
+    if claw._millis("0") != 0 or claw._millis(2) != 2000:
+        errors.append("_millis('0') or _millis(2) is wrong")
 
 
 def check_constants(errors):
