@@ -424,10 +424,7 @@ int GroupWait(Connection& connection, const std::string& id, std::optional<milli
     group = std::move(*full);
     PrintJson(GroupToJson(*group), io);
   }
-  const auto count = [&](wire::JobState state) {
-    const auto it = group->counts.find(std::string(wire::Name(state)));
-    return it == group->counts.end() ? std::uint64_t{0} : it->second;
-  };
+  const auto count = [&](wire::JobState state) { return wire::CountOf(group->counts, state); };
   if (group->follow_up) {
     const wire::JobInfo& job = *group->follow_up;
     if (job.state == wire::JobState::kSucceeded && !globals.json) {

@@ -50,12 +50,10 @@ wire::ClientExit ExitForWatch(const WatchResult& result) {
 
 wire::ClientExit ExitForGroup(const wire::GroupInfo& group) {
   if (group.follow_up) return ExitForFinalState(group.follow_up->state);
-  const auto count = [&](wire::JobState state) {
-    const auto it = group.counts.find(std::string(wire::Name(state)));
-    return it == group.counts.end() ? std::uint64_t{0} : it->second;
-  };
-  if (count(wire::JobState::kDead) > 0) return wire::ClientExit::kJobDead;
-  if (count(wire::JobState::kCancelled) > 0) return wire::ClientExit::kJobCancelled;
+  if (wire::CountOf(group.counts, wire::JobState::kDead) > 0) return wire::ClientExit::kJobDead;
+  if (wire::CountOf(group.counts, wire::JobState::kCancelled) > 0) {
+    return wire::ClientExit::kJobCancelled;
+  }
   return wire::ClientExit::kOk;
 }
 

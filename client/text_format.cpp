@@ -126,8 +126,7 @@ std::vector<std::string> CountTexts(const std::map<std::string, std::uint64_t>& 
                                     bool every_state) {
   std::vector<std::string> texts;
   for (const auto& state : wire::kJobStates) {
-    const auto it = counts.find(std::string(state.name));
-    const std::uint64_t count = it == counts.end() ? 0 : it->second;
+    const std::uint64_t count = wire::CountOf(counts, state.code);
     if (every_state || count > 0)
       texts.push_back(std::string(state.name) + " " + std::to_string(count));
   }
@@ -300,17 +299,7 @@ std::string FormatGroup(const wire::GroupInfo& group) {
 }
 
 std::string FormatCluster(const wire::ClusterInfo& cluster) {
-  std::vector<std::string> counts;
-  for (const auto& state : wire::kJobStates) {
-    const auto it = cluster.jobs.find(std::string(state.name));
-    counts.push_back(std::string(state.name) + " " +
-                     std::to_string(it == cluster.jobs.end() ? 0 : it->second));
-  }
-  for (const auto& [name, count] : cluster.jobs) {
-    if (!wire::ParseJobState(name)) counts.push_back(name + " " + std::to_string(count));
-  }
-  const auto running_it = cluster.jobs.find(std::string(wire::Name(wire::JobState::kRunning)));
-  const std::uint64_t running = running_it == cluster.jobs.end() ? 0 : running_it->second;
+  const std::uint64_t running = wire::CountOf(cluster.jobs, wire::JobState::kRunning);
   std::vector<std::pair<std::string, std::string>> fields;
   if (!cluster.name.empty()) fields.push_back({"cluster", cluster.name});
   fields.insert(fields.end(),
@@ -323,7 +312,7 @@ std::string FormatCluster(const wire::ClusterInfo& cluster) {
                     {"tasks", std::to_string(running) + " active"},
                     {"capacity", std::to_string(cluster.capacity_in_use) + " of " +
                                      std::to_string(cluster.capacity_total) + " in use"},
-                    {"jobs", Join(counts, ", ")},
+                    {"jobs", Join(CountTexts(cluster.jobs, true), ", ")},
                     {"malformed", std::to_string(cluster.malformed)},
                 });
   std::vector<std::string> down;

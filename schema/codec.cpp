@@ -1362,6 +1362,11 @@ bool IsFinal(JobState state) {
   return state == JobState::kSucceeded || state == JobState::kDead || state == JobState::kCancelled;
 }
 
+std::uint64_t CountOf(const std::map<std::string, std::uint64_t>& counts, JobState state) {
+  const auto it = counts.find(std::string(Name(state)));
+  return it == counts.end() ? 0 : it->second;
+}
+
 std::string_view Name(DependencyPolicy policy) { return FindName(kDependencyPolicies, policy); }
 
 std::optional<DependencyPolicy> ParseDependencyPolicy(std::string_view name) {

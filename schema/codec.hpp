@@ -612,6 +612,9 @@ Result<PeerMessage> DecodePeerMessage(std::span<const std::string_view> frames,
 std::string_view Name(JobState state);
 std::optional<JobState> ParseJobState(std::string_view name);
 bool IsFinal(JobState state);
+// The count for `state` in a map of state name to count (GroupInfo::counts, ClusterInfo::jobs);
+// 0 when it is absent.
+std::uint64_t CountOf(const std::map<std::string, std::uint64_t>& counts, JobState state);
 std::string_view Name(DependencyPolicy policy);
 std::optional<DependencyPolicy> ParseDependencyPolicy(std::string_view name);
 std::string_view Name(StatusCode status);
