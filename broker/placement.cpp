@@ -32,25 +32,6 @@ std::size_t Keep(std::vector<std::size_t>& alive, std::span<const CandidateView>
 
 }  // namespace
 
-std::string_view Name(Locality locality) {
-  switch (locality) {
-    case Locality::kSameZone:
-      return "same-zone";
-    case Locality::kCrossZone:
-      return "cross-zone";
-    case Locality::kAny:
-      return "any";
-  }
-  return "?";
-}
-
-std::optional<Locality> ParseLocality(std::string_view name) {
-  for (auto l : {Locality::kSameZone, Locality::kCrossZone, Locality::kAny}) {
-    if (Name(l) == name) return l;
-  }
-  return std::nullopt;
-}
-
 Placement Place(const PlacementRequest& request, std::span<const CandidateView> candidates) {
   Placement out;
   if (candidates.empty()) {

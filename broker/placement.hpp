@@ -39,11 +39,8 @@
 
 namespace claw::broker {
 
-enum class Locality { kSameZone, kCrossZone, kAny };
-
-// "same-zone", "cross-zone", "any".
-std::string_view Name(Locality locality);
-std::optional<Locality> ParseLocality(std::string_view name);
+using wire::Locality;  // same-zone, cross-zone or any (schema/protocol.yaml, localities)
+using wire::ParseLocality;
 
 struct PlacementRequest {
   std::string type;                  // the job's type, for messages

@@ -32,9 +32,13 @@ Result<wire::Labels> ParseRequirements(const std::vector<std::string>& texts) {
 }
 
 Status CheckLocality(std::string_view name) {
-  if (std::find(kLocalities.begin(), kLocalities.end(), name) != kLocalities.end()) return {};
-  return Fail("unknown locality '" + std::string(name) +
-              "': expected same-zone, cross-zone or any");
+  if (wire::ParseLocality(name)) return {};
+  std::string names;  // "a, b or c"
+  for (std::size_t i = 0; i < wire::kLocalities.size(); ++i) {
+    if (i > 0) names += i + 1 == wire::kLocalities.size() ? " or " : ", ";
+    names += wire::kLocalities[i].name;
+  }
+  return Fail("unknown locality '" + std::string(name) + "': expected " + names);
 }
 
 Result<std::uint32_t> ParseMaxRtt(std::string_view text) {

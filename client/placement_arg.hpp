@@ -16,9 +16,6 @@
 
 namespace claw::client {
 
-// The locality names SUBMIT takes (schema/protocol.yaml, SUBMIT's `locality`).
-inline constexpr std::array<std::string_view, 3> kLocalities = {"same-zone", "cross-zone", "any"};
-
 // "gpu=true" -> {"gpu", "true"}. The key must be non-empty and the text must hold a '='; the
 // value is everything after the first one and may be empty. No newlines in either.
 Result<std::pair<std::string, std::string>> ParseRequirement(std::string_view text);
@@ -26,7 +23,7 @@ Result<std::pair<std::string, std::string>> ParseRequirement(std::string_view te
 // Every "key=value"; naming a key twice is an error.
 Result<wire::Labels> ParseRequirements(const std::vector<std::string>& texts);
 
-// Succeeds for one of kLocalities.
+// Succeeds for one of wire::kLocalities.
 Status CheckLocality(std::string_view name);
 
 // A duration ("20ms", "1s") as max_rtt_ms; "0" means no bound. Over 2^32-1 ms is an error.

@@ -1376,6 +1376,15 @@ std::optional<DependencyPolicy> ParseDependencyPolicy(std::string_view name) {
   return std::nullopt;
 }
 
+std::string_view Name(Locality locality) { return FindName(kLocalities, locality); }
+
+std::optional<Locality> ParseLocality(std::string_view name) {
+  for (const auto& entry : kLocalities) {
+    if (entry.name == name) return entry.code;
+  }
+  return std::nullopt;
+}
+
 std::string_view Name(StatusCode status) { return FindName(kStatusCodes, status); }
 std::string_view Name(ClientCommand command) { return FindName(kClientCommands, command); }
 std::string_view Name(WorkerCommand command) { return FindName(kWorkerCommands, command); }

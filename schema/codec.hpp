@@ -617,6 +617,8 @@ bool IsFinal(JobState state);
 std::uint64_t CountOf(const std::map<std::string, std::uint64_t>& counts, JobState state);
 std::string_view Name(DependencyPolicy policy);
 std::optional<DependencyPolicy> ParseDependencyPolicy(std::string_view name);
+std::string_view Name(Locality locality);
+std::optional<Locality> ParseLocality(std::string_view name);
 std::string_view Name(StatusCode status);
 std::string_view Name(ClientCommand command);
 std::string_view Name(WorkerCommand command);

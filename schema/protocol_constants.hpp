@@ -48,6 +48,18 @@ inline constexpr std::array<CodeName<DependencyPolicy>, 2> kDependencyPolicies =
     {DependencyPolicy::kAllSettled, "all_settled"},
 }};
 
+enum class Locality : std::uint8_t {
+  kSameZone = 0,
+  kCrossZone = 1,
+  kAny = 2,
+};
+
+inline constexpr std::array<CodeName<Locality>, 3> kLocalities = {{
+    {Locality::kSameZone, "same-zone"},
+    {Locality::kCrossZone, "cross-zone"},
+    {Locality::kAny, "any"},
+}};
+
 enum class StatusCode : std::uint16_t {
   kOk = 200,
   kAccepted = 202,

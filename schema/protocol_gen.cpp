@@ -93,6 +93,7 @@ std::string Generate(const YAML::Node& root) {
 
   EmitNamed(out, "JobState", "kJobStates", root["job_states"]);
   EmitNamed(out, "DependencyPolicy", "kDependencyPolicies", root["dependency_policies"]);
+  EmitNamed(out, "Locality", "kLocalities", root["localities"]);
 
   const auto statuses = root["status_codes"];
   out << "enum class StatusCode : std::uint16_t {\n";

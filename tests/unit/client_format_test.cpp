@@ -397,7 +397,7 @@ TEST_CASE("--require takes key=value, the value after the first '=' and possibly
 }
 
 TEST_CASE("--locality takes the three names and --max-rtt a duration that fits 32 bits") {
-  for (const auto name : kLocalities) CHECK(CheckLocality(name));
+  for (const auto& entry : wire::kLocalities) CHECK(CheckLocality(entry.name));
   REQUIRE_FALSE(CheckLocality("nearby"));
   CHECK(CheckLocality("nearby").error().message ==
         "unknown locality 'nearby': expected same-zone, cross-zone or any");
