@@ -1577,7 +1577,7 @@ std::optional<WriteBatch> Core::TakeBatch(Now now) {
       !building_.replies.empty() || !building_.to_enqueue.empty() || building_.watched;
   const bool lazy = !building_.dirty.empty() || !building_.removals.empty();
   if (!waited_for && lazy && config_.commit_delay_ms != 0 &&
-      building_.dirty.size() < kMaxHeldBackWrites) {
+      building_.dirty.size() + building_.removals.size() < kMaxHeldBackWrites) {
     if (!building_.lazy_since_ms) building_.lazy_since_ms = now.mono_ms;
     const auto held = static_cast<std::uint64_t>(now.mono_ms - *building_.lazy_since_ms);
     if (held < config_.commit_delay_ms) return std::nullopt;
