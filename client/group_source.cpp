@@ -2,14 +2,11 @@
 #include "client/group_source.hpp"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "client/payload_arg.hpp"
 #include "client/placement_arg.hpp"
 #include "client/time_arg.hpp"
 #include "schema/duration.hpp"
@@ -146,10 +143,6 @@ Status SetField(wire::JobSpec& spec, const std::string& key, const json& value) 
   return Fail("unknown key '" + key + "'");
 }
 
-std::string ReadAll(std::istream& input) {
-  return std::string(std::istreambuf_iterator<char>(input), std::istreambuf_iterator<char>());
-}
-
 Result<std::vector<wire::JobSpec>> ReadFolder(const std::filesystem::path& folder,
                                               const MemberDefaults& defaults) {
   if (defaults.type.empty()) return Fail("a folder's members need --type");
@@ -165,10 +158,9 @@ Result<std::vector<wire::JobSpec>> ReadFolder(const std::filesystem::path& folde
   });
   std::vector<wire::JobSpec> members;
   for (const auto& path : files) {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) return Fail("cannot read '" + path.string() + "': " + std::strerror(errno));
-    wire::JobSpec spec{.payload = ReadAll(file)};
-    if (file.bad()) return Fail("cannot read '" + path.string() + "': " + std::strerror(errno));
+    auto payload = ReadFileBytes(path.string());
+    if (!payload) return std::unexpected(payload.error());
+    wire::JobSpec spec{.payload = std::move(*payload)};
     ApplyDefaults(spec, defaults);
     members.push_back(std::move(spec));
   }
@@ -228,10 +220,9 @@ Result<std::vector<wire::JobSpec>> ReadGroupSource(const std::string& path,
   if (std::filesystem::is_directory(path, error)) {
     members = ReadFolder(path, defaults);
   } else {
-    std::ifstream file(path, std::ios::binary);
-    if (!file) return Fail("cannot read '" + path + "': " + std::strerror(errno));
-    const std::string text = ReadAll(file);
-    if (file.bad()) return Fail("cannot read '" + path + "': " + std::strerror(errno));
+    auto read = ReadFileBytes(path);
+    if (!read) return std::unexpected(read.error());
+    const std::string text = std::move(*read);
     members = ParseMemberLines(text, defaults);
   }
   if (!members) return Fail(path + ": " + members.error().message);

@@ -16,6 +16,14 @@ std::string ReadAll(std::istream& input) {
 
 }  // namespace
 
+Result<std::string> ReadFileBytes(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return Fail("cannot read '" + path + "': " + std::strerror(errno));
+  std::string data = ReadAll(file);
+  if (file.bad()) return Fail("cannot read '" + path + "': " + std::strerror(errno));
+  return data;
+}
+
 Result<std::string> ReadPayloadArg(std::string_view arg, std::istream& input) {
   if (!arg.starts_with('@')) return std::string(arg);
   const std::string path(arg.substr(1));
@@ -29,10 +37,8 @@ Result<std::string> ReadPayloadArg(std::string_view arg, std::istream& input) {
   if (std::filesystem::is_directory(path, ignored)) {
     return Fail("cannot read payload file '" + path + "': it is a directory");
   }
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return Fail("cannot read payload file '" + path + "': " + std::strerror(errno));
-  std::string data = ReadAll(file);
-  if (file.bad()) return Fail("cannot read payload file '" + path + "': " + std::strerror(errno));
+  auto data = ReadFileBytes(path);
+  if (!data) return Fail("payload file: " + data.error().message);
   return data;
 }
 

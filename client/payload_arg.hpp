@@ -10,6 +10,9 @@
 
 namespace claw::client {
 
+// Every byte of the file at `path`; the error is "cannot read 'PATH': why".
+Result<std::string> ReadFileBytes(const std::string& path);
+
 // The payload `arg` names; an unreadable file is an error that names it. `input` is read for
 // "@-".
 Result<std::string> ReadPayloadArg(std::string_view arg, std::istream& input);
