@@ -631,13 +631,10 @@ void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r
     // The worker keeps the slot until it reports that the handler stopped.
     const std::uint64_t lease = leases_[job->seq];
     leases_.erase(job->seq);
-    if (auto it = worker_ids_.find(job->worker); it != worker_ids_.end()) {
-      if (WorkerState* w = FindWorker(it->second)) {
-        w->unstarted.erase(lease);
-        SendToWorker(*w, wire::CancelJob{FormatJobId(job->seq), lease, "cancelled by a client"},
-                     now);
-        OnAbandoned(config_.breaker, w->breaker, now.mono_ms);
-      }
+    if (WorkerState* w = WorkerOf(*job)) {
+      w->unstarted.erase(lease);
+      SendToWorker(*w, wire::CancelJob{FormatJobId(job->seq), lease, "cancelled by a client"}, now);
+      OnAbandoned(config_.breaker, w->breaker, now.mono_ms);
     }
   }
   job->error = "cancelled by a client";
@@ -820,22 +817,33 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   SendToWorker(w, welcome, now);
 }
 
+std::optional<Seq> Core::HeldSeq(const WorkerState& w, const std::string& id,
+                                 std::uint64_t lease) const {
+  const auto seq = ParseJobId(id);
+  auto in_hand = w.leases.find(lease);
+  if (!seq || in_hand == w.leases.end() || in_hand->second != *seq) return std::nullopt;
+  return seq;
+}
+
+Job* Core::CurrentJob(const WorkerState& w, const std::string& id, std::uint64_t lease) {
+  const auto seq = HeldSeq(w, id, lease);
+  if (!seq) return nullptr;
+  auto current = leases_.find(*seq);
+  return current != leases_.end() && current->second == lease ? &jobs_.at(*seq) : nullptr;
+}
+
 Job* Core::EndLease(WorkerState& w, const std::string& id, std::uint64_t lease,
                     std::string_view what) {
-  const auto seq = ParseJobId(id);
-  // The lease must be this worker's, and for this job: a reply quoting another job's lease
-  // frees nothing.
-  auto in_hand = w.leases.find(lease);
-  const bool held = seq && in_hand != w.leases.end() && in_hand->second == *seq;
-  if (held) ReleaseSlot(w, lease);
-  auto current = seq ? leases_.find(*seq) : leases_.end();
-  if (!held || current == leases_.end() || current->second != lease) {
+  Job* job = CurrentJob(w, id, lease);
+  // A reply quoting another job's lease frees nothing.
+  if (HeldSeq(w, id, lease)) ReleaseSlot(w, lease);
+  if (job == nullptr) {
     spdlog::warn("job {} worker={}: {} for lease {} ignored: that lease has ended", id, w.id, what,
                  lease);
     return nullptr;
   }
-  leases_.erase(current);
-  return &jobs_.at(*seq);
+  leases_.erase(job->seq);
+  return job;
 }
 
 void Core::HandleDone(WorkerState& w, const wire::Done& m, Now now) {
@@ -856,13 +864,12 @@ void Core::HandleFail(WorkerState& w, const wire::Failed& m, Now now) {
 }
 
 void Core::HandleProgress(WorkerState& w, const wire::ProgressReport& m) {
-  const auto seq = ParseJobId(m.id);
-  auto lease = seq ? leases_.find(*seq) : leases_.end();
-  if (lease == leases_.end() || lease->second != m.lease || !w.leases.contains(m.lease)) {
+  Job* current = CurrentJob(w, m.id, m.lease);
+  if (current == nullptr) {
     spdlog::debug("job {} worker={}: PROGRESS for an ended lease ignored", m.id, w.id);
     return;
   }
-  Job& job = jobs_.at(*seq);
+  Job& job = *current;
   if (m.percent || m.message) {
     wire::Progress progress;
     if (m.percent) progress.percent = std::min<std::uint32_t>(*m.percent, 100);
@@ -874,16 +881,13 @@ void Core::HandleProgress(WorkerState& w, const wire::ProgressReport& m) {
 }
 
 void Core::HandleStarted(WorkerState& w, const wire::Started& m, Now now) {
-  auto unstarted = w.unstarted.find(m.lease);
-  const auto seq = ParseJobId(m.id);
-  auto lease = seq ? leases_.find(*seq) : leases_.end();
-  if (unstarted == w.unstarted.end() || lease == leases_.end() || lease->second != m.lease) {
-    if (unstarted != w.unstarted.end()) w.unstarted.erase(unstarted);
+  Job* job = CurrentJob(w, m.id, m.lease);
+  const bool was_unstarted = w.unstarted.erase(m.lease) > 0;
+  if (job == nullptr || !was_unstarted) {
     spdlog::debug("job {} worker={}: STARTED for lease {} ignored", m.id, w.id, m.lease);
     return;
   }
-  w.unstarted.erase(unstarted);
-  ArmLeaseDeadline(jobs_.at(*seq), m.lease, false, now);
+  ArmLeaseDeadline(*job, m.lease, false, now);
 }
 
 void Core::HandleReturned(WorkerState& w, const wire::Returned& m, Now now) {
@@ -1501,8 +1505,7 @@ void Core::OnTick(Now now) {
     Job& job = jobs_.at(due.seq);
     if (due.to_start) {
       // A job held by a worker with prefetch: one that has started has its own deadline.
-      auto id = worker_ids_.find(job.worker);
-      WorkerState* w = id == worker_ids_.end() ? nullptr : FindWorker(id->second);
+      WorkerState* w = WorkerOf(job);
       if (w == nullptr || w->unstarted.erase(due.token) == 0) continue;
       spdlog::warn("job {} worker={}: held past its timeout ({}) without starting; queued again",
                    FormatJobId(job.seq), w->id,
@@ -1513,11 +1516,9 @@ void Core::OnTick(Now now) {
       Requeue(job, true, now);
       continue;
     }
-    if (auto id = worker_ids_.find(job.worker); id != worker_ids_.end()) {
-      if (WorkerState* w = FindWorker(id->second)) {
-        SendToWorker(*w, wire::CancelJob{FormatJobId(job.seq), due.token, "timed out"}, now);
-        RecordOutcome(*w, false, now);
-      }
+    if (WorkerState* w = WorkerOf(job)) {
+      SendToWorker(*w, wire::CancelJob{FormatJobId(job.seq), due.token, "timed out"}, now);
+      RecordOutcome(*w, false, now);
     }
     FailAttempt(job,
                 "timed out after " +
@@ -1693,6 +1694,11 @@ void Core::ReplyError(const wire::Envelope& to, wire::ClientCommand command, std
 void Core::SendToWorker(WorkerState& w, const wire::WorkerMessage& message, Now now) {
   w.last_sent_ms = now.mono_ms;
   outbox_.push_back({w.to, wire::Encode(message)});
+}
+
+Core::WorkerState* Core::WorkerOf(const Job& job) {
+  auto id = worker_ids_.find(job.worker);
+  return id == worker_ids_.end() ? nullptr : FindWorker(id->second);
 }
 
 Core::WorkerState* Core::FindWorker(const std::string& routing_id) {

@@ -235,6 +235,11 @@ class Core {
   // Frees the slot `lease` held on `w`; the job if the lease was still its current one (it has
   // ended now), else nullptr (a late or foreign reply, logged and ignored).
   Job* EndLease(WorkerState& w, const std::string& id, std::uint64_t lease, std::string_view what);
+  // The seq of the job `id` names if `w` holds `lease` for it.
+  std::optional<Seq> HeldSeq(const WorkerState& w, const std::string& id,
+                             std::uint64_t lease) const;
+  // That job, if `lease` is also its current lease; nullptr for a late or foreign report.
+  Job* CurrentJob(const WorkerState& w, const std::string& id, std::uint64_t lease);
 
   void Reply(const wire::Envelope& to, wire::ClientReply reply);
   static DeferredReply Defer(const wire::Envelope& to, const wire::ClientReply& reply);
@@ -338,6 +343,8 @@ class Core {
   void StartAttempt(Job& job, WorkerState& w, Now now);
 
   WorkerState* FindWorker(const std::string& routing_id);
+  // The worker that holds (or last held) `job`'s lease, if it is still connected.
+  WorkerState* WorkerOf(const Job& job);
   std::uint64_t PendingOfType(const std::string& type) const;
 
   CoreConfig config_;
