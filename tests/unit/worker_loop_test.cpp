@@ -276,35 +276,38 @@ TEST_CASE("with prefetch, jobs beyond capacity wait and start in order; a recall
   CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-2", .lease = 2, .result = "released"});
 }
 
-TEST_CASE("a CANCEL for a job waiting to start is answered RETURNED") {
+// A worker of capacity 1 and prefetch 1, running job-1 (held at the gate) and holding job-2.
+struct RunningOneHoldingOne {
+  RunningOneHoldingOne() {
+    broker.Greet();
+    broker.Send(Job("job-1", 1));
+    broker.Send(Job("job-2", 2));
+    CHECK(broker.Expect<wire::Started>().id == "job-1");
+    CHECK(broker.Expect<wire::ProgressReport>().message == "started");
+  }
+  static WorkerOptions WithPrefetch(const std::string& endpoint) {
+    auto options = Options(endpoint, 1);
+    options.prefetch = 1;
+    return options;
+  }
   FakeBroker broker;
   Gate gate;
-  auto options = Options(broker.endpoint(), 1);
-  options.prefetch = 1;
-  RunningWorker worker(options, gate.Make());
-  broker.Greet();
-  broker.Send(Job("job-1", 1));
-  broker.Send(Job("job-2", 2));
-  CHECK(broker.Expect<wire::Started>().id == "job-1");
-  CHECK(broker.Expect<wire::ProgressReport>().message == "started");
+  RunningWorker worker{WithPrefetch(broker.endpoint()), gate.Make()};
+};
+
+TEST_CASE("a CANCEL for a job waiting to start is answered RETURNED") {
+  RunningOneHoldingOne w;
+  auto& broker = w.broker;
   broker.Send(wire::CancelJob{.id = "job-2", .lease = 2, .reason = "cancelled by a client"});
   CHECK(broker.Expect<wire::Returned>() == wire::Returned{.id = "job-2", .lease = 2});
-  gate.open.set_value();
+  w.gate.open.set_value();
   CHECK(broker.Expect<wire::Done>().id == "job-1");
 }
 
 TEST_CASE("on stop, a worker with prefetch gives back the jobs it has not started") {
-  FakeBroker broker;
-  Gate gate;
-  auto options = Options(broker.endpoint(), 1);
-  options.prefetch = 1;
-  RunningWorker worker(options, gate.Make());
-  broker.Greet();
-  broker.Send(Job("job-1", 1));
-  broker.Send(Job("job-2", 2));
-  CHECK(broker.Expect<wire::Started>().id == "job-1");
-  CHECK(broker.Expect<wire::ProgressReport>().message == "started");
-  worker.Stop();
+  RunningOneHoldingOne w;
+  auto& broker = w.broker;
+  w.worker.Stop();
   CHECK(broker.Expect<wire::Failed>() ==
         wire::Failed{.id = "job-1", .lease = 1, .error = "worker shutting down"});
   CHECK(broker.Expect<wire::Returned>() == wire::Returned{.id = "job-2", .lease = 2});
