@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   int rounds = 1;
   bool smoke = false;
   bool json = false;
+  bool pool_handlers = false;
   claw::bench::WorkerModeOptions worker;
   bool worker_mode = false;
 
@@ -163,6 +164,9 @@ int main(int argc, char** argv) {
   app.add_flag("--smoke", smoke,
                "Small N for every workload; exits non-zero when any count is wrong");
   app.add_flag("--json", json, "One JSON object per workload on stdout instead of text");
+  app.add_flag("--pool-handlers", pool_handlers,
+               "Workers run the no-op handler on a pool thread, as for an external command "
+               "(default: inline on the worker's loop thread, as the peers' clients run it)");
   // Worker mode: how claw-bench starts its own worker processes.
   app.add_flag("--worker-mode", worker_mode)->group("");
   app.add_option("--broker", worker.broker)->group("");
@@ -181,6 +185,7 @@ int main(int argc, char** argv) {
       std::cerr << "claw-bench: --worker-mode needs --broker, --id and --type\n";
       return kUsageExit;
     }
+    worker.pool_handlers = pool_handlers;
     return claw::bench::RunWorkerMode(worker);
   }
 
@@ -211,8 +216,12 @@ int main(int argc, char** argv) {
   std::ostream& header = json ? std::cerr : std::cout;
   header << "claw-bench: broker " << broker_bin << ", data under " << root << " (" << fs_name
          << "), durability " << durability << ", " << ::sysconf(_SC_NPROCESSORS_ONLN)
-         << " online CPUs" << (smoke ? ", smoke sizes" : "") << "\n\n";
-  return RunBenchmarks(
-      {.broker_bin = broker_bin, .self_exe = *self, .data_root = root, .durability = durability},
-      workloads, smoke, overrides, rounds, json);
+         << " online CPUs" << (smoke ? ", smoke sizes" : "") << ", worker handlers "
+         << (pool_handlers ? "on a pool thread" : "inline") << "\n\n";
+  return RunBenchmarks({.broker_bin = broker_bin,
+                        .self_exe = *self,
+                        .data_root = root,
+                        .durability = durability,
+                        .pool_handlers = pool_handlers},
+                       workloads, smoke, overrides, rounds, json);
 }

@@ -111,6 +111,7 @@ std::string JsonLine(const Figures& f) {
   line += fmt::format(",\"payload_size\":{},\"warmup\":{},\"backlog\":{}", s.payload_size, s.warmup,
                       s.backlog);
   line += ",\"durability\":" + JsonString(f.durability);
+  if (!f.handlers.empty()) line += ",\"handlers\":" + JsonString(f.handlers);
   line += fmt::format(",\"rounds\":{}", f.rounds);
   for (const auto& m : f.metrics) line += "," + JsonString(m.key) + ":" + JsonNumber(m.value);
   return line + "}";

@@ -39,7 +39,8 @@ int RunWorkerMode(const WorkerModeOptions& options) {
   worker::Worker worker({.brokers = {options.broker},
                          .id = options.id,
                          .types = {options.type},
-                         .capacity = options.capacity},
+                         .capacity = options.capacity,
+                         .run_inline = !options.pool_handlers},
                         std::move(handler));
   if (auto status = worker.Run(stop_requested); !status) {
     std::cerr << "claw-bench worker " << options.id << ": " << status.error().message << "\n";

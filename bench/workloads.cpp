@@ -39,6 +39,14 @@ constexpr milliseconds kCompletionPoll{5};
 // Room above the jobs a run submits, within the broker's pending limit.
 constexpr std::uint64_t kPendingHeadroom = 1000;
 
+// Where the workers ran their handler, in the figures and their notes.
+void NoteHandlers(Figures& f, const Environment& env) {
+  f.handlers = env.pool_handlers ? "pool" : "inline";
+  f.notes.push_back(env.pool_handlers
+                        ? "workers: no-op handler on a pool thread (one thread hop each way)"
+                        : "workers: no-op handler inline on the worker's loop thread");
+}
+
 const char* const kClockE2E =
     "clock: first submit to the N-th completion, seen by polling CLUSTER every 5 ms on a second "
     "DEALER (so up to ~5 ms late)";
@@ -227,6 +235,7 @@ Result<std::vector<ChildProcess>> StartWorkers(const Environment& env, const std
                                      "--id",       "bench-" + std::to_string(i + 1),
                                      "--type",     type};
     if (stamp_result) argv.push_back("--stamp-result");
+    if (env.pool_handlers) argv.push_back("--pool-handlers");
     auto child = ChildProcess::Start(argv);
     if (!child) {
       StopAll(workers, kWorkerStopGrace);
@@ -455,6 +464,7 @@ Result<Figures> Runner::EndToEnd(const Shape& shape) {
   Figures f{.shape = shape, .durability = env_.durability};
   AddThroughput(f, *t, "completed jobs/s");
   f.notes.push_back(kClockE2E);
+  NoteHandlers(f, env_);
   return f;
 }
 
@@ -513,6 +523,7 @@ Result<Figures> Runner::Latency(const Shape& shape) {
       "payload's submit stamp; one job in the system at a time (SUBMIT, ACCEPTED, WATCH to the "
       "end), " +
       std::to_string(shape.warmup) + " warm-up jobs not counted");
+  NoteHandlers(f, env_);
   return f;
 }
 
@@ -641,6 +652,7 @@ Result<Figures> Runner::Backlog(const Shape& shape) {
   f.notes.push_back("W1p and W2 run first on fresh brokers (empty queue), then on one broker " +
                     std::string("holding the backlog; W1p's jobs stay queued on top of it"));
   f.notes.push_back(kClockE2E);
+  NoteHandlers(f, env_);
   f.notes.push_back(
       "restart: SIGKILL, start on the same data directory, PING every ms until answered (recovery "
       "and bind included), then one SUBMIT until ACCEPTED");

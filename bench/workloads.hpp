@@ -40,6 +40,7 @@ struct Environment {
   std::string self_exe;   // this program, re-executed in worker mode
   std::string data_root;  // each broker gets a fresh directory under it
   std::string durability = "full";
+  bool pool_handlers = false;  // workers run their handler on a pool thread, not inline
 };
 
 struct Metric {
@@ -52,6 +53,7 @@ struct Metric {
 struct Figures {
   Shape shape;
   std::string durability;
+  std::string handlers;  // "inline" or "pool" where workers ran; empty otherwise
   int rounds = 1;
   std::vector<Metric> metrics;
   std::vector<std::string> notes;

@@ -116,7 +116,7 @@ class Worker::Loop {
         endpoints_(std::move(endpoints)),
         handler_(std::move(handler)),
         mailbox_(std::make_shared<Mailbox>()),
-        pool_(options.capacity),
+        pool_(options.run_inline ? 0 : options.capacity),
         timer_(milliseconds(wire::defaults::kHeartbeatMs), wire::defaults::kLiveness, Clock::now()),
         random_(std::random_device{}()) {}
 
@@ -348,6 +348,17 @@ class Worker::Loop {
                      .attempt = job.attempt,
                      .connection = connection_,
                      .started = Clock::now()};
+    Logger()->info("job {} type={} attempt={} worker={}: started", active.id, active.type,
+                   active.attempt, options_.id);
+    if (options_.prefetch > 0) SendMessage(wire::Started{.id = active.id, .lease = active.lease});
+    if (options_.run_inline) {
+      // The handler runs on this thread, so its reports can go out directly, ahead of its outcome.
+      active.context = std::make_shared<JobContext>(
+          std::move(job), [this](wire::ProgressReport report) { SendMessage(std::move(report)); },
+          checkpoint_interval_ms_);
+      Finish(active, RunHandler(*handler_, *active.context), true);
+      return;
+    }
     auto mailbox = mailbox_;
     active.context = std::make_shared<JobContext>(
         std::move(job),
@@ -355,9 +366,6 @@ class Worker::Loop {
           mailbox->Post({token, std::move(report)});
         },
         checkpoint_interval_ms_);
-    Logger()->info("job {} type={} attempt={} worker={}: started", active.id, active.type,
-                   active.attempt, options_.id);
-    if (options_.prefetch > 0) SendMessage(wire::Started{.id = active.id, .lease = active.lease});
     pool_.Submit([handler = handler_, context = active.context, mailbox, token] {
       mailbox->Post({token, RunHandler(*handler, *context)});
     });

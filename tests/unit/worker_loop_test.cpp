@@ -7,6 +7,7 @@
 #include <future>
 #include <optional>
 #include <thread>
+#include <vector>
 
 #include "schema/transport.hpp"
 #include "worker/log.hpp"
@@ -92,6 +93,7 @@ class RunningWorker {
     if (thread_.joinable()) thread_.join();
   }
   const Status& status() const { return status_; }
+  std::thread::id thread_id() const { return thread_.get_id(); }
 
  private:
   std::atomic<bool> stop_ = false;
@@ -208,6 +210,31 @@ TEST_CASE("a handler that throws is a retryable FAIL and the worker goes on") {
   CHECK(failed.error.find("boom") != std::string::npos);
   broker.Send(Job("job-2", 2));
   CHECK(broker.Expect<wire::Done>().result == "fine");
+}
+
+TEST_CASE("inline handlers run on the loop's thread in arrival order, progress ahead of outcome") {
+  FakeBroker broker;
+  auto options = Options(broker.endpoint(), 2);
+  options.run_inline = true;
+  std::vector<std::thread::id> ran_on;  // written by the handler, read once the worker stopped
+  RunningWorker worker(options, [&ran_on](JobContext& job) -> Outcome {
+    ran_on.push_back(std::this_thread::get_id());
+    job.ReportProgress(10, "at " + job.id());
+    if (job.id() == "job-2") throw std::runtime_error("boom");
+    return Outcome::Success(job.payload());
+  });
+  broker.Greet();
+  broker.Send(Job("job-1", 1, "one"));
+  broker.Send(Job("job-2", 2));
+  CHECK(broker.Expect<wire::ProgressReport>().message == "at job-1");
+  CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-1", .lease = 1, .result = "one"});
+  CHECK(broker.Expect<wire::ProgressReport>().message == "at job-2");
+  const auto failed = broker.Expect<wire::Failed>();
+  CHECK(failed.lease == 2);
+  CHECK(failed.error.find("boom") != std::string::npos);
+  const auto loop_thread = worker.thread_id();
+  worker.Stop();
+  CHECK(ran_on == std::vector<std::thread::id>{loop_thread, loop_thread});
 }
 
 TEST_CASE("a CANCEL stops the handler and the worker reports FAIL cancelled") {
