@@ -20,6 +20,10 @@ namespace {
 // Messages taken from a socket before the loop commits and sends; bounds the time between two
 // looks at the writer and the clock.
 constexpr int kMaxMessagesPerTurn = 4096;
+// Within a turn, how many messages the loop handles between looks at the store writer, so that
+// a finished commit is followed by the next one (and its replies go out) without waiting for the
+// rest of the turn.
+constexpr int kWriterCheckInterval = 64;
 // The longest the loop sleeps with nothing due, so that it notices a stop request.
 constexpr std::int64_t kMaxSleepMs = 200;
 
@@ -172,10 +176,7 @@ Status Server::Run(const std::atomic<bool>& stop) {
       continue;
     }
     if (wait > 0) now = ClockNow();
-    if (!writer_armed_ || fds[1].revents != 0) {
-      while (auto result = writer_->TakeResult()) OnWriterResult(std::move(*result), now);
-      writer_armed_ = true;
-    }
+    if (!writer_armed_ || fds[1].revents != 0) ServiceWriter(now);
     if (config_.pair.enabled) {
       int taken = 0;
       for (; taken < kMaxMessagesPerTurn; ++taken) {
@@ -194,6 +195,7 @@ Status Server::Run(const std::atomic<bool>& stop) {
         auto in = wire::ReceiveInbound(router_, limits_);
         if (!in) break;
         HandleInbound(std::move(*in), now);
+        if (taken % kWriterCheckInterval == kWriterCheckInterval - 1) ServiceWriter(now);
       }
       router_armed_ = taken < kMaxMessagesPerTurn;
     }
@@ -470,6 +472,19 @@ std::optional<wire::PairInfo> Server::PairInfo(Now now) const {
 
 // ---- the store writer ----
 
+void Server::ServiceWriter(Now now) {
+  bool finished = false;
+  while (auto result = writer_->TakeResult()) {
+    OnWriterResult(std::move(*result), now);
+    finished = true;
+  }
+  writer_armed_ = true;
+  if (!finished) return;
+  // The writer is idle: it starts on what built up meanwhile before the loop goes on.
+  FeedWriter(now);
+  Flush(now);
+}
+
 void Server::FeedWriter(Now now) {
   if (in_flight_) return;
   if (tasks_.empty() && core_) {
@@ -482,6 +497,8 @@ void Server::FeedWriter(Now now) {
   in_flight_ = std::move(tasks_.front());
   tasks_.pop_front();
   writer_->Submit(std::move(in_flight_->task));
+  // A send may take in the socket's pending news without the descriptor saying so.
+  writer_armed_ = false;
 }
 
 void Server::DrainWriter(Now now) {

@@ -62,6 +62,8 @@ class Server {
   void PairTick(Now now);
   void SendPeer(const wire::PeerMessage& message);
   void OnWriterResult(WriterResult result, Now now);
+  // Takes the writer's finished results; after one, hands it the next batch and sends the replies.
+  void ServiceWriter(Now now);
   void FeedWriter(Now now);
   void DrainWriter(Now now);
   std::optional<wire::PairInfo> PairInfo(Now now) const;
