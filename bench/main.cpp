@@ -27,7 +27,8 @@ using claw::bench::Shape;
 constexpr int kUsageExit = 2;
 constexpr int kFailedExit = 1;
 
-const std::vector<std::string> kAllWorkloads = {"W1p", "W1s", "W2", "W2p", "W3", "W4", "scaling"};
+const std::vector<std::string> kAllWorkloads = {"W1p", "W1s", "W2",      "W2p",
+                                                "W3",  "W4",  "scaling", "store"};
 
 struct Overrides {
   std::optional<std::uint64_t> n;
@@ -136,8 +137,10 @@ int main(int argc, char** argv) {
   claw::bench::WorkerModeOptions worker;
   bool worker_mode = false;
 
-  app.add_option("--workload", workload, "W1p, W1s, W2, W2p, W3, W4, scaling or all (default)")
-      ->check(CLI::IsMember({"W1p", "W1s", "W2", "W2p", "W3", "W4", "scaling", "all"}));
+  app.add_option("--workload", workload,
+                 "W1p, W1s, W2, W2p, W3, W4, scaling, store (the broker's SQLite store alone) or "
+                 "all (default)")
+      ->check(CLI::IsMember({"W1p", "W1s", "W2", "W2p", "W3", "W4", "scaling", "store", "all"}));
   app.add_option("--n", overrides.n, "Jobs measured (W3: latency samples)")
       ->check(CLI::Range(std::uint64_t{1}, std::uint64_t{100'000'000}));
   app.add_option("--payload-size", overrides.payload_size, "Payload bytes, >= 8 (default 128)")

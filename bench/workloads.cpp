@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <ctime>
 #include <memory>
 #include <thread>
 
@@ -13,6 +14,7 @@
 #include "bench/client.hpp"
 #include "bench/measure.hpp"
 #include "bench/process.hpp"
+#include "broker/sqlite_store.hpp"
 #include "schema/protocol_constants.hpp"
 
 namespace claw::bench {
@@ -396,6 +398,9 @@ Shape DefaultShape(const std::string& workload, bool smoke) {
     s.n = smoke ? 100 : 2000;
     s.warmup = smoke ? 10 : 100;
     s.workers = 1;
+  } else if (workload == "store") {
+    s.n = smoke ? 2000 : 100000;
+    s.window = smoke ? 100 : 500;
   } else if (workload == "W4") {
     s.n = smoke ? 1000 : 100000;
     s.window = smoke ? 100 : 1000;
@@ -419,6 +424,7 @@ Result<Figures> Runner::Run(const Shape& shape) {
   }
   if (shape.workload == "W3") return Latency(shape);
   if (shape.workload == "W4") return Backlog(shape);
+  if (shape.workload == "store") return StoreOnly(shape);
   return Fail("unknown workload " + shape.workload);
 }
 
@@ -524,6 +530,68 @@ Result<Figures> Runner::Latency(const Shape& shape) {
       "end), " +
       std::to_string(shape.warmup) + " warm-up jobs not counted");
   NoteHandlers(f, env_);
+  return f;
+}
+
+double ProcessCpuSeconds() {
+  timespec cpu{};
+  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+  return static_cast<double>(cpu.tv_sec) + static_cast<double>(cpu.tv_nsec) / 1e9;
+}
+
+// The broker's store alone, in this process: W1p's rows, as the broker's loop would build them,
+// committed through SqliteJobStore::Apply in batches of `window`, as the store writer commits.
+Result<Figures> Runner::StoreOnly(const Shape& shape) {
+  auto dir = ScratchDir::Create(env_.data_root, NextRunName(shape.workload));
+  if (!dir) return std::unexpected(dir.error());
+  std::string synchronous = env_.durability;
+  std::ranges::transform(synchronous, synchronous.begin(),
+                         [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  auto store =
+      broker::SqliteJobStore::Open((*dir)->path() + "/claw.db", {.synchronous = synchronous});
+  if (!store) return std::unexpected(store.error());
+
+  const std::uint64_t first_ns = MonoNanos();
+  const double first_cpu = ProcessCpuSeconds();
+  broker::Seq seq = 0;
+  while (seq < shape.n) {
+    broker::WriteBatch batch;
+    batch.writes.reserve(shape.window);
+    for (std::uint32_t i = 0; i < shape.window && seq < shape.n; ++i) {
+      broker::Job job;
+      job.seq = ++seq;
+      job.type = JobType(shape.workload);
+      job.payload = MakePayload(shape.payload_size, MonoNanos());
+      job.priority = wire::kPriorityNormal;
+      job.timeout_ms = wire::defaults::kJobTimeoutMs;
+      job.max_attempts = wire::defaults::kMaxAttempts;
+      job.backoff_ms = wire::defaults::kBackoffMs;
+      job.max_backoff_ms = wire::defaults::kMaxBackoffMs;
+      job.created_at = job.updated_at = static_cast<std::int64_t>(seq);
+      batch.writes.push_back({.insert = true, .job = std::move(job)});
+    }
+    if (auto applied = (*store)->Apply(batch); !applied) return std::unexpected(applied.error());
+  }
+  Throughput t{.jobs = shape.n, .cpu_s = ProcessCpuSeconds() - first_cpu};
+  t.seconds = Seconds(first_ns, MonoNanos());
+  t.jobs_per_s = PerSecond(shape.n, t.seconds);
+  auto counts = (*store)->CountByState();
+  if (!counts) return std::unexpected(counts.error());
+  if (const auto queued = (*counts)[wire::JobState::kQueued]; queued != shape.n) {
+    return Fail("the store holds " + std::to_string(queued) + " queued rows, expected " +
+                std::to_string(shape.n));
+  }
+
+  Figures f{.shape = shape, .durability = env_.durability};
+  f.metrics.push_back({"jobs_per_s", "rows committed /s", t.jobs_per_s, 0});
+  f.metrics.push_back({"seconds", "seconds on the clock", t.seconds, 3});
+  f.metrics.push_back({"cpu_us_per_row", "CPU us per row (this process)",
+                       t.cpu_s * 1e6 / static_cast<double>(shape.n), 2});
+  f.notes.push_back(
+      "the store alone, no broker and no ZeroMQ: SqliteJobStore::Apply of W1p's "
+      "rows in batches of " +
+      std::to_string(shape.window) +
+      " (one transaction and one fsync'd commit each), on one thread");
   return f;
 }
 

@@ -19,7 +19,7 @@ namespace claw::bench {
 
 // Which workload, with what shape. Defaults come from WORKLOADS.md; see DefaultShape.
 struct Shape {
-  std::string workload;  // W1p, W1s, W2, W2p, W3, W4, scaling
+  std::string workload;  // W1p, W1s, W2, W2p, W3, W4, scaling, store
   std::uint64_t n = 0;   // jobs measured (W3: latency samples)
   std::uint32_t window = 1;
   std::uint32_t producers = 1;
@@ -73,6 +73,7 @@ class Runner {
   Result<Figures> EndToEnd(const Shape& shape);
   Result<Figures> Latency(const Shape& shape);
   Result<Figures> Backlog(const Shape& shape);
+  Result<Figures> StoreOnly(const Shape& shape);
   // A fresh scratch directory name for one broker.
   std::string NextRunName(const std::string& workload);
 
