@@ -12,6 +12,7 @@
 #include <zmq.hpp>
 
 #include "client/exit_codes.hpp"
+#include "client/text_format.hpp"
 #include "schema/transport.hpp"
 
 namespace claw::client {
@@ -27,15 +28,6 @@ constexpr wire::DecodeLimits kReplyLimits{.max_body_bytes = std::size_t{256} << 
 std::chrono::milliseconds Remaining(Clock::time_point until) {
   const auto left = std::chrono::ceil<std::chrono::milliseconds>(until - Clock::now());
   return std::max(left, std::chrono::milliseconds{0});
-}
-
-std::string Join(const std::vector<std::string>& items) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += ',';
-    out += item;
-  }
-  return out;
 }
 
 }  // namespace
@@ -157,7 +149,7 @@ struct Connection::Impl {
         std::this_thread::sleep_until(until);
       }
     }
-    std::string message = "no broker answered at " + Join(endpoints);
+    std::string message = "no broker answered at " + Join(endpoints, ",");
     if (!problem.empty()) message += " (" + problem + ")";
     return Fail(std::move(message));
   }

@@ -51,10 +51,8 @@ Status SetRequired(wire::JobSpec& spec, const json& value) {
     } else {
       return Fail("requires: the value of '" + name + "' must be a string or true/false");
     }
-    if (name.empty() || name.find_first_of("=\n") != std::string::npos ||
-        text.find('\n') != std::string::npos) {
-      return Fail("requires: bad label '" + name +
-                  "': keys are non-empty, without '=' or newlines");
+    if (Status checked = CheckRequirement(name, text); !checked) {
+      return Fail("requires: bad label '" + name + "': " + checked.error().message);
     }
     spec.required[name] = std::move(text);
   }

@@ -90,14 +90,18 @@ std::string FormatFields(const std::vector<std::pair<std::string, std::string>>&
   return out;
 }
 
+}  // namespace
+
 std::string Join(const std::vector<std::string>& items, std::string_view separator) {
   std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += separator;
-    out += item;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += separator;
+    out += items[i];
   }
   return out;
 }
+
+namespace {
 
 // "gpu=true", one per label in key order, leaving out `skip` (when not empty).
 std::vector<std::string> LabelTexts(const wire::Labels& labels, std::string_view skip = {}) {

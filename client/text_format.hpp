@@ -25,6 +25,9 @@ std::string FormatElapsed(std::chrono::milliseconds elapsed);
 // and carriage return.
 bool IsPrintable(std::string_view bytes);
 
+// The items with `separator` between each two.
+std::string Join(const std::vector<std::string>& items, std::string_view separator);
+
 // At most `columns` characters (code points) of `text`, ending in "..." when cut; control
 // characters become spaces.
 std::string Clip(std::string_view text, std::size_t columns);

@@ -379,6 +379,13 @@ TEST_CASE("drain reports the jobs that moved, or that the worker is back in serv
   CHECK(FormatDrain("w1", false, 0) == "w1 back in service\n");
 }
 
+TEST_CASE("Join puts the separator between every two items, empty ones too") {
+  CHECK(Join({}, ",").empty());
+  CHECK(Join({"a"}, ", ") == "a");
+  CHECK(Join({"", "b"}, ", ") == ", b");
+  CHECK(Join({"a", "", "c"}, ",") == "a,,c");
+}
+
 TEST_CASE("--require takes key=value, the value after the first '=' and possibly empty") {
   CHECK(ParseRequirement("gpu=true") == std::pair{"gpu"s, "true"s});
   CHECK(ParseRequirement("expr=a=b") == std::pair{"expr"s, "a=b"s});
@@ -388,6 +395,11 @@ TEST_CASE("--require takes key=value, the value after the first '=' and possibly
   CHECK_FALSE(ParseRequirement("gpu=a\nb"));
   CHECK(ParseRequirement("gpu").error().message ==
         "bad requirement 'gpu': expected key=value, e.g. gpu=true");
+  CHECK(ParseRequirement("gpu=a\nb").error().message == "bad requirement 'gpu=a\nb': no newlines");
+  CHECK(CheckRequirement("gpu", ""));
+  CHECK_FALSE(CheckRequirement("", "x"));
+  CHECK_FALSE(CheckRequirement("a=b", "c"));
+  CHECK_FALSE(CheckRequirement("a\nb", "c"));
   const auto labels = ParseRequirements({"gpu=true", "zone=eu-1"});
   REQUIRE(labels);
   CHECK(*labels == wire::Labels{{"gpu", "true"}, {"zone", "eu-1"}});
