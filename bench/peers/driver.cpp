@@ -33,6 +33,10 @@ constexpr std::int64_t kNoProgressTimeoutNs = 60 * kNsPerSecond;
 constexpr std::int64_t kWorkerStopTimeoutNs = 10 * kNsPerSecond;
 // Workers have connected; this lets each reach its blocking take before the clock starts.
 constexpr auto kSettle = std::chrono::milliseconds(200);
+// After the N-th completion, how long the workers keep counting before they stop: a completion
+// beyond N in this window is a job handed out twice. It bounds the check (no peer says "nothing
+// more is coming"), so a duplicate that arrives later goes unseen; the clock has stopped already.
+constexpr auto kDuplicateWindow = std::chrono::milliseconds(100);
 
 }  // namespace
 
@@ -338,8 +342,7 @@ Result<Figures> EndToEnd(const Peer& peer, const Options& options) {
   }
   const std::int64_t end = NowNs();
   meter.End();
-  // Anything more than N completions would be a job handed out twice.
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  std::this_thread::sleep_for(kDuplicateWindow);
   (*rig)->workers.Stop();
   if (shared->done.load() != options.n) {
     return Fail(std::to_string(shared->done.load()) + " completions for " +
