@@ -41,10 +41,10 @@ struct WorkerOptions {
   std::uint32_t capacity = 1;
   std::uint32_t prefetch = 0;  // jobs held beyond capacity, waiting to start
   // Runs each handler on the loop thread, one job at a time, instead of on a pool thread: no
-  // thread handoff per job. Only for handlers that return well within a heartbeat interval and
-  // never wait on I/O: while one runs, the worker neither reads nor heartbeats, and a CANCEL
-  // reaches it only after it returns. `capacity` then counts the jobs the worker holds, which
-  // run in arrival order.
+  // thread hand-off per job. Only for handlers that return well within a heartbeat interval and
+  // never wait on I/O: while one runs, the worker neither reads nor heartbeats, and it cannot be
+  // cancelled. It must report progress during the call, on its thread. `capacity` then counts
+  // the jobs the worker holds, which run in arrival order.
   bool run_inline = false;
   wire::Labels labels;
   // At shutdown, how long to wait for cancelled handlers to return.
