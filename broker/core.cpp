@@ -92,11 +92,17 @@ Status Core::Recover(Now now) {
   auto keys = reader_.LoadKeys();
   if (!keys) return std::unexpected(keys.error());
   for (auto& [key, seq] : *keys) keys_.emplace(std::move(key), seq);
-  auto unfinished = reader_.LoadUnfinished();
-  if (!unfinished) return std::unexpected(unfinished.error());
+  std::uint64_t unfinished = 0;
+  for (const JobState state :
+       {JobState::kQueued, JobState::kScheduled, JobState::kRunning, JobState::kWaiting}) {
+    unfinished += counts_[StateIndex(state)];
+  }
+  jobs_.reserve(unfinished);
+  std::uint64_t recovered = 0;
   std::uint64_t requeued = 0;
   std::vector<Seq> waiting;
-  for (auto& loaded : *unfinished) {
+  Status loaded_all = reader_.ForEachUnfinished([&](Job&& loaded) {
+    ++recovered;
     const Seq seq = loaded.seq;
     Job& job = jobs_.emplace(seq, std::move(loaded)).first->second;
     ++pending_by_type_[job.type];
@@ -124,9 +130,10 @@ Status Core::Recover(Now now) {
         MarkDirty(job);
         break;
       default:
-        assert(false && "LoadUnfinished returned a finished job");
+        assert(false && "ForEachUnfinished handed over a finished job");
     }
-  }
+  });
+  if (!loaded_all) return loaded_all;
   for (const Seq seq : waiting) {
     Job& job = jobs_.at(seq);
     const Dependencies dependencies = CheckDependencies(job);
@@ -144,7 +151,7 @@ Status Core::Recover(Now now) {
   spdlog::info(
       "recovered {} unfinished jobs ({} were running and went back to the queue); "
       "epoch {}",
-      unfinished->size(), requeued, epoch_);
+      recovered, requeued, epoch_);
   Dispatch(now);
   return {};
 }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -46,8 +47,9 @@ class JobStore {
 
   virtual Status Apply(const WriteBatch& batch) = 0;
 
-  // Jobs in state queued, scheduled, waiting or running, in seq order.
-  virtual Result<std::vector<Job>> LoadUnfinished() = 0;
+  // Hands `visit` every job in state queued, scheduled, waiting or running, in seq order, one at
+  // a time: a backlog of millions is never held twice.
+  virtual Status ForEachUnfinished(const std::function<void(Job&&)>& visit) = 0;
   // Every idempotency key in the store, with its job.
   virtual Result<std::vector<std::pair<std::string, Seq>>> LoadKeys() = 0;
   virtual Result<std::optional<Job>> Get(Seq seq) = 0;

@@ -492,7 +492,7 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
   const std::string list_by_state_and_type = select + std::string(kListByStateAndTypeWhere);
   const std::string scan = select + std::string(kScanWhere);
   const std::string list_group = select + std::string(kListGroupWhere);
-  const std::array<std::pair<StmtPtr*, std::string_view>, 19> statements = {{
+  const std::array<std::pair<StmtPtr*, std::string_view>, 22> statements = {{
       {&list_group_, list_group},
       {&list_expired_, kListExpiredSql},
       {&delete_, kDeleteSql},
@@ -503,7 +503,10 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
       {&insert_, insert},
       {&update_, kUpdateSql},
       {&get_, get},
-      {&load_unfinished_, load_unfinished},
+      {&load_unfinished_[0], load_unfinished},
+      {&load_unfinished_[1], load_unfinished},
+      {&load_unfinished_[2], load_unfinished},
+      {&load_unfinished_[3], load_unfinished},
       {&load_keys_, kLoadKeysSql},
       {&list_all_, list_all},
       {&list_by_state_, list_by_state},
@@ -651,26 +654,47 @@ Result<std::vector<Job>> SqliteJobStore::CollectJobs(sqlite3_stmt* stmt, std::st
   return jobs;
 }
 
-Result<std::vector<Job>> SqliteJobStore::LoadUnfinished() {
+Status SqliteJobStore::ForEachUnfinished(const std::function<void(Job&&)>& visit) {
   constexpr std::array<wire::JobState, 4> kUnfinished = {
       wire::JobState::kQueued, wire::JobState::kScheduled, wire::JobState::kRunning,
       wire::JobState::kWaiting};
-  sqlite3_stmt* stmt = load_unfinished_.get();
-  std::vector<Job> jobs;
-  for (const wire::JobState state : kUnfinished) {
-    ScopedReset reset(stmt);
-    if (BindText(stmt, 1, wire::Name(state)) != SQLITE_OK) {
+  static_assert(kUnfinished.size() == std::tuple_size_v<decltype(load_unfinished_)>);
+  // Each state's rows come in seq order from the index (state, seq); the four cursors are merged
+  // by seq, so no row is sorted or held beyond the one handed over.
+  std::array<sqlite3_stmt*, 4> cursors{};
+  std::array<bool, 4> on_row{};
+  for (std::size_t i = 0; i < cursors.size(); ++i) cursors[i] = load_unfinished_[i].get();
+  const ScopedReset reset_queued(cursors[0]);
+  const ScopedReset reset_scheduled(cursors[1]);
+  const ScopedReset reset_running(cursors[2]);
+  const ScopedReset reset_waiting(cursors[3]);
+  const auto step = [&](std::size_t i) -> Status {
+    const int rc = sqlite3_step(cursors[i]);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError("loading unfinished jobs");
+    on_row[i] = rc == SQLITE_ROW;
+    return {};
+  };
+  for (std::size_t i = 0; i < cursors.size(); ++i) {
+    if (BindText(cursors[i], 1, wire::Name(kUnfinished[i])) != SQLITE_OK) {
       return SqlError("loading unfinished jobs");
     }
-    Result<std::vector<Job>> some = CollectJobs(stmt, "loading unfinished jobs");
-    if (!some) return std::unexpected(std::move(some.error()));
-    const auto middle = static_cast<std::ptrdiff_t>(jobs.size());
-    jobs.insert(jobs.end(), std::make_move_iterator(some->begin()),
-                std::make_move_iterator(some->end()));
-    std::inplace_merge(jobs.begin(), jobs.begin() + middle, jobs.end(),
-                       [](const Job& a, const Job& b) { return a.seq < b.seq; });
+    if (Status status = step(i); !status) return status;
   }
-  return jobs;
+  while (true) {
+    std::optional<std::size_t> next;
+    for (std::size_t i = 0; i < cursors.size(); ++i) {
+      if (!on_row[i]) continue;
+      if (!next || sqlite3_column_int64(cursors[i], Index(kSeq)) <
+                       sqlite3_column_int64(cursors[*next], Index(kSeq))) {
+        next = i;
+      }
+    }
+    if (!next) return {};
+    Result<Job> job = ReadJob(cursors[*next]);
+    if (!job) return Fail("sqlite store '" + path_ + "': " + job.error().message);
+    visit(std::move(*job));
+    if (Status status = step(*next); !status) return status;
+  }
 }
 
 Result<std::vector<std::pair<std::string, Seq>>> SqliteJobStore::LoadKeys() {

@@ -71,7 +71,7 @@ class SqliteJobStore final : public JobStore {
   // An insert that breaks a constraint (a seq or key already stored) and an update of a seq that
   // is not stored both fail the whole batch.
   Status Apply(const WriteBatch& batch) override;
-  Result<std::vector<Job>> LoadUnfinished() override;
+  Status ForEachUnfinished(const std::function<void(Job&&)>& visit) override;
   Result<std::vector<std::pair<std::string, Seq>>> LoadKeys() override;
   Result<std::optional<Job>> Get(Seq seq) override;
   Result<std::vector<Job>> List(const ListFilter& filter) override;
@@ -111,7 +111,8 @@ class SqliteJobStore final : public JobStore {
   StmtPtr insert_;
   StmtPtr update_;
   StmtPtr get_;
-  StmtPtr load_unfinished_;
+  // One cursor per unfinished state (queued, scheduled, running, waiting), merged by seq.
+  std::array<StmtPtr, 4> load_unfinished_;
   StmtPtr load_keys_;
   StmtPtr list_all_;
   StmtPtr list_by_state_;
