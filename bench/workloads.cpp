@@ -591,7 +591,7 @@ Result<Figures> Runner::StoreOnly(const Shape& shape) {
       "the store alone, no broker and no ZeroMQ: SqliteJobStore::Apply of W1p's "
       "rows in batches of " +
       std::to_string(shape.window) +
-      " (one transaction and one fsync'd commit each), on one thread");
+      " (one transaction and commit each), on one thread");
   return f;
 }
 
