@@ -295,7 +295,7 @@ void Fields(F& f, const PeerBatch& v) {
 
 // The fields that describe a job, shared by SUBMIT and GROUP_SUBMIT's job specs.
 template <typename F>
-void SpecFields(F& f, const JobSpec& v) {
+void Fields(F& f, const JobSpec& v) {
   f(field::kType, v.type);
   f(field::kPayload, Bin{v.payload});
   if (v.priority) f(field::kPriority, *v.priority);
@@ -315,14 +315,9 @@ void SpecFields(F& f, const JobSpec& v) {
 }
 
 template <typename F>
-void Fields(F& f, const JobSpec& v) {
-  SpecFields(f, v);
-}
-
-template <typename F>
 void Fields(F& f, const SubmitRequest& v) {
   f(field::kRid, v.rid);
-  SpecFields(f, v.job);
+  Fields(f, v.job);
   if (v.key) f(field::kKey, *v.key);
 }
 
@@ -826,7 +821,7 @@ bool Read(const msgpack::object& o, GroupInfo& out) {
   return r.ok();
 }
 
-// The fields SpecFields writes.
+// The fields Fields(JobSpec) writes.
 void ReadSpec(Reader& r, JobSpec& out) {
   r.Req(field::kType, out.type);
   r.OptBin(field::kPayload, out.payload);
