@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
-#include <ctime>
 #include <memory>
 #include <thread>
 
@@ -533,26 +532,18 @@ Result<Figures> Runner::Latency(const Shape& shape) {
   return f;
 }
 
-double ProcessCpuSeconds() {
-  timespec cpu{};
-  ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-  return static_cast<double>(cpu.tv_sec) + static_cast<double>(cpu.tv_nsec) / 1e9;
-}
-
 // The broker's store alone, in this process: W1p's rows, as the broker's loop would build them,
 // committed through SqliteJobStore::Apply in batches of `window`, as the store writer commits.
 Result<Figures> Runner::StoreOnly(const Shape& shape) {
   auto dir = ScratchDir::Create(env_.data_root, NextRunName(shape.workload));
   if (!dir) return std::unexpected(dir.error());
-  std::string synchronous = env_.durability;
-  std::ranges::transform(synchronous, synchronous.begin(),
-                         [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
-  auto store =
-      broker::SqliteJobStore::Open((*dir)->path() + "/claw.db", {.synchronous = synchronous});
+  auto store = broker::SqliteJobStore::Open((*dir)->path() + "/claw.db",
+                                            broker::SqliteOptions::ForDurability(env_.durability));
   if (!store) return std::unexpected(store.error());
 
   const std::uint64_t first_ns = MonoNanos();
-  const double first_cpu = ProcessCpuSeconds();
+  auto first_cpu = CpuSeconds(::getpid());
+  if (!first_cpu) return std::unexpected(first_cpu.error());
   broker::Seq seq = 0;
   while (seq < shape.n) {
     broker::WriteBatch batch;
@@ -572,7 +563,9 @@ Result<Figures> Runner::StoreOnly(const Shape& shape) {
     }
     if (auto applied = (*store)->Apply(batch); !applied) return std::unexpected(applied.error());
   }
-  Throughput t{.jobs = shape.n, .cpu_s = ProcessCpuSeconds() - first_cpu};
+  auto last_cpu = CpuSeconds(::getpid());
+  if (!last_cpu) return std::unexpected(last_cpu.error());
+  Throughput t{.jobs = shape.n, .cpu_s = *last_cpu - *first_cpu};
   t.seconds = Seconds(first_ns, MonoNanos());
   t.jobs_per_s = PerSecond(shape.n, t.seconds);
   auto counts = (*store)->CountByState();
@@ -590,8 +583,7 @@ Result<Figures> Runner::StoreOnly(const Shape& shape) {
   f.notes.push_back(
       "the store alone, no broker and no ZeroMQ: SqliteJobStore::Apply of W1p's "
       "rows in batches of " +
-      std::to_string(shape.window) +
-      " (one transaction and commit each), on one thread");
+      std::to_string(shape.window) + " (one transaction and commit each), on one thread");
   return f;
 }
 

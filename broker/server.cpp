@@ -27,11 +27,6 @@ constexpr int kWriterCheckInterval = 64;
 // The longest the loop sleeps with nothing due, so that it notices a stop request.
 constexpr std::int64_t kMaxSleepMs = 200;
 
-std::string UpperCase(std::string s) {
-  for (auto& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::optional<BStarEvent> PeerEvent(std::string_view state) {
   if (state == Name(BStarState::kPrimary)) return BStarEvent::kPeerPrimary;
   if (state == Name(BStarState::kBackup)) return BStarEvent::kPeerBackup;
@@ -61,7 +56,7 @@ Result<std::unique_ptr<Server>> Server::Start(const BrokerConfig& config) {
                 lock_path + ")");
   }
   const std::string db_path = config.data_dir + "/claw.db";
-  const SqliteOptions options{UpperCase(config.durability)};
+  const SqliteOptions options = SqliteOptions::ForDurability(config.durability);
   auto writer_store = SqliteJobStore::Open(db_path, options);
   if (!writer_store) return std::unexpected(writer_store.error());
   auto reader = SqliteJobStore::Open(db_path, options);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <cstddef>
 #include <initializer_list>
@@ -428,6 +429,14 @@ SqliteJobStore::SqliteJobStore(PrivateTag, std::string path, DbPtr db)
     : path_(std::move(path)), db_(std::move(db)) {}
 
 SqliteJobStore::~SqliteJobStore() = default;
+
+SqliteOptions SqliteOptions::ForDurability(std::string_view durability) {
+  SqliteOptions options{.synchronous = std::string(durability)};
+  for (char& c : options.synchronous) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return options;
+}
 
 Result<std::unique_ptr<SqliteJobStore>> SqliteJobStore::Open(const std::string& path,
                                                              const SqliteOptions& options) {

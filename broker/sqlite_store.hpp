@@ -36,6 +36,9 @@ namespace claw::broker {
 struct SqliteOptions {
   // PRAGMA synchronous: "FULL", "NORMAL" or "OFF".
   std::string synchronous = "FULL";
+
+  // For the broker's durability setting: "full", "normal" or "off".
+  static SqliteOptions ForDurability(std::string_view durability);
 };
 
 class SqliteJobStore final : public JobStore {
