@@ -1,7 +1,6 @@
 // Parsing the placement flags; see placement_arg.hpp.
 #include "client/placement_arg.hpp"
 
-#include <algorithm>
 #include <limits>
 
 #include "schema/duration.hpp"

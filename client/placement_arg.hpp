@@ -4,7 +4,6 @@
 // sent, naming the flag's text.
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
