@@ -351,21 +351,20 @@ class Worker::Loop {
     Logger()->info("job {} type={} attempt={} worker={}: started", active.id, active.type,
                    active.attempt, options_.id);
     if (options_.prefetch > 0) SendMessage(wire::Started{.id = active.id, .lease = active.lease});
+    auto mailbox = mailbox_;
+    // An inline handler runs on this thread, so its reports go out directly, ahead of its outcome.
+    ProgressSink sink =
+        options_.run_inline
+            ? ProgressSink([this](wire::ProgressReport report) { SendMessage(std::move(report)); })
+            : ProgressSink([mailbox, token](wire::ProgressReport report) {
+                mailbox->Post({token, std::move(report)});
+              });
+    active.context =
+        std::make_shared<JobContext>(std::move(job), std::move(sink), checkpoint_interval_ms_);
     if (options_.run_inline) {
-      // The handler runs on this thread, so its reports can go out directly, ahead of its outcome.
-      active.context = std::make_shared<JobContext>(
-          std::move(job), [this](wire::ProgressReport report) { SendMessage(std::move(report)); },
-          checkpoint_interval_ms_);
-      Finish(active, RunHandler(*handler_, *active.context), true);
+      Finish(active, RunHandler(*handler_, *active.context), /*current=*/true);
       return;
     }
-    auto mailbox = mailbox_;
-    active.context = std::make_shared<JobContext>(
-        std::move(job),
-        [mailbox, token](wire::ProgressReport report) {
-          mailbox->Post({token, std::move(report)});
-        },
-        checkpoint_interval_ms_);
     pool_.Submit([handler = handler_, context = active.context, mailbox, token] {
       mailbox->Post({token, RunHandler(*handler, *context)});
     });
@@ -547,6 +546,9 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   if (options_.capacity < 1 || options_.capacity > wire::limits::kMaxCapacity) {
     return Fail("capacity must be 1-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +
                 std::to_string(options_.capacity));
+  }
+  if (options_.run_inline && options_.prefetch > 0) {
+    return Fail("run_inline takes no prefetch: an inline handler starts each job as it arrives");
   }
   if (options_.prefetch > wire::limits::kMaxCapacity) {
     return Fail("prefetch must be 0-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +

@@ -40,11 +40,12 @@ struct WorkerOptions {
   std::vector<std::string> types;
   std::uint32_t capacity = 1;
   std::uint32_t prefetch = 0;  // jobs held beyond capacity, waiting to start
-  // Runs each handler on the loop thread, one job at a time, instead of on a pool thread: no
+  // Runs each handler on the loop thread, as each JOB is read, instead of on a pool thread: no
   // thread hand-off per job. Only for handlers that return well within a heartbeat interval and
   // never wait on I/O: while one runs, the worker neither reads nor heartbeats, and it cannot be
-  // cancelled. It must report progress during the call, on its thread. `capacity` then counts
-  // the jobs the worker holds, which run in arrival order.
+  // cancelled. It must report progress during the call, on its thread. `capacity` is then the
+  // broker's credit: up to that many JOBs wait in the socket and run in arrival order, so a
+  // burst delays heartbeats by their sum. Needs prefetch 0 (nothing waits in the worker).
   bool run_inline = false;
   wire::Labels labels;
   // At shutdown, how long to wait for cancelled handlers to return.
@@ -60,7 +61,8 @@ class Worker {
 
   // Runs until `stop` is true (looked at least every 100 ms), then says DISCONNECT, cancels the
   // running handlers and returns. Fails at once on bad options (no broker, no type, capacity out
-  // or prefetch out of range, empty or over-long id, an endpoint ZeroMQ refuses).
+  // or prefetch out of range, prefetch with run_inline, empty or over-long id, an endpoint ZeroMQ
+  // refuses).
   Status Run(const std::atomic<bool>& stop);
 
  private:

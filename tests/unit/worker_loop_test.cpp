@@ -409,6 +409,12 @@ TEST_CASE("bad options are refused before connecting") {
   auto zero = Options("tcp://127.0.0.1:1", 0);
   CHECK_FALSE(Worker(zero, nullptr).Run(stop).has_value());
   CHECK_FALSE(Worker(Options("nonsense://x"), nullptr).Run(stop).has_value());
+  auto inline_with_prefetch = Options("tcp://127.0.0.1:1");
+  inline_with_prefetch.run_inline = true;
+  inline_with_prefetch.prefetch = 2;
+  const auto refused = Worker(inline_with_prefetch, nullptr).Run(stop);
+  REQUIRE_FALSE(refused.has_value());
+  CHECK(refused.error().message.find("run_inline") != std::string::npos);
 }
 
 TEST_CASE("no-op jobs flow at thousands per second") {
