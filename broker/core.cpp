@@ -637,11 +637,10 @@ void Core::HandleCancel(const wire::Envelope& from, const wire::CancelRequest& r
   } else if (job->state == JobState::kRunning) {
     // The worker keeps the slot until it reports that the handler stopped.
     const std::uint64_t lease = leases_[job->seq];
-    leases_.erase(job->seq);
     if (WorkerState* w = WorkerOf(*job)) {
-      w->unstarted.erase(lease);
-      SendToWorker(*w, wire::CancelJob{FormatJobId(job->seq), lease, "cancelled by a client"}, now);
-      OnAbandoned(config_.breaker, w->breaker, now.mono_ms);
+      RevokeLease(*w, job->seq, lease, "cancelled by a client", now);
+    } else {
+      leases_.erase(job->seq);
     }
   }
   job->error = "cancelled by a client";
@@ -889,8 +888,7 @@ void Core::HandleProgress(WorkerState& w, const wire::ProgressReport& m) {
 
 void Core::HandleStarted(WorkerState& w, const wire::Started& m, Now now) {
   Job* job = CurrentJob(w, m.id, m.lease);
-  const bool was_unstarted = w.unstarted.erase(m.lease) > 0;
-  if (job == nullptr || !was_unstarted) {
+  if (job == nullptr || w.unstarted.erase(m.lease) == 0) {
     spdlog::debug("job {} worker={}: STARTED for lease {} ignored", m.id, w.id, m.lease);
     return;
   }
@@ -913,7 +911,7 @@ void Core::HandleReturned(WorkerState& w, const wire::Returned& m, Now now) {
     // Straight to a worker that can start it now, never back to the one it left.
     if (WorkerState* target = RebalanceTarget(*job, w, {}, now)) {
       spdlog::info("job {} worker={}: given back unstarted; moved to {}", m.id, w.id, target->id);
-      --job->attempts;
+      GiveBackAttempt(*job);
       StartAttempt(*job, *target, now);
       return;
     }
@@ -1137,15 +1135,33 @@ void Core::MarkDirty(const Job& job, bool insert) {
   if (watchers_.contains(job.seq)) building_.watched = true;
 }
 
+void Core::RevokeLease(WorkerState& w, Seq seq, std::uint64_t lease, const std::string& reason,
+                       Now now) {
+  leases_.erase(seq);
+  w.unstarted.erase(lease);
+  // The worker keeps the slot until it reports that the handler stopped.
+  SendToWorker(w, wire::CancelJob{FormatJobId(seq), lease, reason}, now);
+  // A half-open breaker's trial that ends with no outcome frees its place for another.
+  OnAbandoned(config_.breaker, w.breaker, now.mono_ms);
+}
+
+void Core::GiveBackAttempt(Job& job) {
+  if (job.attempts > 0) --job.attempts;
+}
+
 void Core::Enqueue(Job& job) {
   ready_.Push(job.type, job.priority, job.seq);
   dirty_types_.push_back(job.type);
 }
 
 void Core::Requeue(Job& job, bool give_back, Now now) {
-  if (give_back && job.attempts > 0) --job.attempts;
   SetState(job, JobState::kQueued, now);
   MarkDirty(job);
+  if (!give_back) {
+    Enqueue(job);  // its attempt counts, and it waits its turn like any other
+    return;
+  }
+  GiveBackAttempt(job);
   ready_.PushFront(job.type, job.priority, job.seq);
   dirty_types_.push_back(job.type);
 }
@@ -1338,11 +1354,7 @@ std::uint64_t Core::MigrateJobs(WorkerState& w, const std::string& why, Now now)
   for (const auto& [lease, seq] : w.leases) {
     auto current = leases_.find(seq);
     if (current == leases_.end() || current->second != lease) continue;
-    leases_.erase(current);
-    w.unstarted.erase(lease);
-    // The worker keeps the slot until it reports that the handler stopped.
-    SendToWorker(w, wire::CancelJob{FormatJobId(seq), lease, why + ": moved to another worker"},
-                 now);
+    RevokeLease(w, seq, lease, why + ": moved to another worker", now);
     Job& job = jobs_.at(seq);
     job.error = why + "; moved";
     Requeue(job, true, now);  // not the job's fault
@@ -1513,13 +1525,11 @@ void Core::OnTick(Now now) {
     if (due.to_start) {
       // A job held by a worker with prefetch: one that has started has its own deadline.
       WorkerState* w = WorkerOf(job);
-      if (w == nullptr || w->unstarted.erase(due.token) == 0) continue;
+      if (w == nullptr || !w->unstarted.contains(due.token)) continue;
       spdlog::warn("job {} worker={}: held past its timeout ({}) without starting; queued again",
                    FormatJobId(job.seq), w->id,
                    wire::FormatDuration(static_cast<std::int64_t>(job.timeout_ms)));
-      leases_.erase(lease);
-      SendToWorker(*w, wire::CancelJob{FormatJobId(job.seq), due.token, "not started in time"},
-                   now);
+      RevokeLease(*w, job.seq, due.token, "not started in time", now);
       Requeue(job, true, now);
       continue;
     }

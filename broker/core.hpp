@@ -297,10 +297,17 @@ class Core {
   void SetState(Job& job, wire::JobState state, Now now);
   void MarkDirty(const Job& job, bool insert = false);
   void Enqueue(Job& job);
-  // Queues a job whose lease has ended again at once, ahead of its priority's queue (it has
-  // waited its turn), its checkpoint kept; with `give_back` the attempt does not count (it was
-  // not the job's fault, or it never started).
+  // Queues a job whose lease has ended again at once, its checkpoint kept. With `give_back` (not
+  // the job's fault, or it never started) the attempt does not count and the job goes ahead of
+  // its priority's queue, having waited its turn; otherwise it goes to the back, since it may be
+  // what ended its worker.
   void Requeue(Job& job, bool give_back, Now now);
+  // Ends a lease the broker takes back without an outcome: the worker is told to stop (CANCEL
+  // `reason`), and a half-open breaker's trial is freed.
+  void RevokeLease(WorkerState& w, Seq seq, std::uint64_t lease, const std::string& reason,
+                   Now now);
+  // An attempt that did not count: never below zero.
+  static void GiveBackAttempt(Job& job);
   // A running attempt ended without success.
   void FailAttempt(Job& job, const std::string& error, bool permanent, Now now);
   // Ends a lease: the slot it held is free again.
