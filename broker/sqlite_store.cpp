@@ -23,7 +23,7 @@ namespace {
 
 // Migration N (1-based) brings a file from user_version N-1 to N. Append new steps; never edit
 // a step that has shipped. Each runs in its own transaction with the user_version it sets.
-constexpr std::array<const char*, 4> kMigrations = {
+constexpr std::array<const char*, 5> kMigrations = {
     // 1: jobs and meta. A job without a key has key NULL; result and checkpoint are NULL when
     // unset; progress_message is NULL when the job has no progress, and progress_percent is NULL
     // when it has none or its progress carries no percent.
@@ -108,6 +108,15 @@ constexpr std::array<const char*, 4> kMigrations = {
       ALTER TABLE jobs ADD COLUMN locality TEXT;
       ALTER TABLE jobs ADD COLUMN max_rtt_ms INTEGER NOT NULL DEFAULT 0;
     )sql",
+    // 5: jobs_finished's condition as comparisons. Every insert and update evaluates a partial
+    // index's condition, and SQLite runs an IN over three values by building a temporary table:
+    // that cost a third of the store's time per new job (claw-bench --workload store: 4.9 ->
+    // 3.4 us of CPU per row).
+    R"sql(
+      DROP INDEX jobs_finished;
+      CREATE INDEX jobs_finished ON jobs (updated_at)
+        WHERE state = 'succeeded' OR state = 'dead' OR state = 'cancelled';
+    )sql",
 };
 
 // Parameter numbers of the job columns in the insert and update statements; a SELECT of
@@ -166,9 +175,11 @@ constexpr std::string_view kGetWhere = " WHERE seq = ?1";
 // the four states would sort every unfinished row (payloads included) in a temporary b-tree.
 constexpr std::string_view kLoadUnfinishedWhere = " WHERE state = ?1 ORDER BY seq";
 constexpr std::string_view kListGroupWhere = " WHERE group_seq = ?1 ORDER BY seq";
-// The partial index jobs_finished serves this: its WHERE must match the index's.
+// Through the partial index jobs_finished, named so that the planner cannot pick the (state,
+// seq) index and sort; its condition must be repeated here for SQLite to accept the index.
 constexpr std::string_view kListExpiredSql =
-    "SELECT seq, state, key FROM jobs WHERE state IN ('succeeded', 'dead', 'cancelled') "
+    "SELECT seq, state, key FROM jobs INDEXED BY jobs_finished "
+    "WHERE (state = 'succeeded' OR state = 'dead' OR state = 'cancelled') "
     "AND updated_at < ?1 ORDER BY updated_at LIMIT ?2";
 constexpr std::string_view kDeleteSql = "DELETE FROM jobs WHERE seq = ?1";
 constexpr std::string_view kListAllWhere = " ORDER BY seq DESC LIMIT ?1";
