@@ -892,6 +892,7 @@ void Core::HandleStarted(WorkerState& w, const wire::Started& m, Now now) {
     spdlog::debug("job {} worker={}: STARTED for lease {} ignored", m.id, w.id, m.lease);
     return;
   }
+  w.last_started_ms = now.mono_ms;
   ArmLeaseDeadline(*job, m.lease, false, now);
 }
 
@@ -1425,7 +1426,8 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   for (const auto& type : w.types) --type_workers_[type].spare;
   OnDispatch(config_.breaker, w.breaker, now.mono_ms);
   // A worker with prefetch may hold the job a while before it starts: its timeout counts from
-  // STARTED. Held longer than a whole timeout (the worker's threads are stuck), it is taken back.
+  // STARTED. Held while the worker starts none of its jobs for a whole timeout (its threads
+  // are stuck), it is taken back.
   if (w.prefetch > 0) w.unstarted.emplace(lease, false);
   ArmLeaseDeadline(job, lease, w.prefetch > 0, now);
   wire::JobDispatch dispatch;
@@ -1441,10 +1443,13 @@ void Core::StartAttempt(Job& job, WorkerState& w, Now now) {
   SendToWorker(w, std::move(dispatch), now);
 }
 
-void Core::ArmLeaseDeadline(const Job& job, std::uint64_t lease, bool to_start, Now now) {
+std::int64_t Core::LeaseSpanMs(const Job& job) const {
   const auto grace = static_cast<std::int64_t>(config_.heartbeat_ms * config_.liveness);
-  lease_deadlines_.push(
-      {now.mono_ms + static_cast<std::int64_t>(job.timeout_ms) + grace, job.seq, lease, to_start});
+  return static_cast<std::int64_t>(job.timeout_ms) + grace;
+}
+
+void Core::ArmLeaseDeadline(const Job& job, std::uint64_t lease, bool to_start, Now now) {
+  lease_deadlines_.push({now.mono_ms + LeaseSpanMs(job), job.seq, lease, to_start});
 }
 
 Core::WorkerState* Core::RebalanceTarget(
@@ -1526,7 +1531,14 @@ void Core::OnTick(Now now) {
       // A job held by a worker with prefetch: one that has started has its own deadline.
       WorkerState* w = WorkerOf(job);
       if (w == nullptr || !w->unstarted.contains(due.token)) continue;
-      spdlog::warn("job {} worker={}: held past its timeout ({}) without starting; queued again",
+      // A worker that keeps starting jobs is working through its queue, however long: only one
+      // that has started none for a whole timeout is stuck.
+      const std::int64_t restarted = w->last_started_ms + LeaseSpanMs(job);
+      if (restarted > due.at) {
+        lease_deadlines_.push({restarted, due.seq, due.token, true});
+        continue;
+      }
+      spdlog::warn("job {} worker={}: held while the worker started nothing for {}; queued again",
                    FormatJobId(job.seq), w->id,
                    wire::FormatDuration(static_cast<std::int64_t>(job.timeout_ms)));
       RevokeLease(*w, job.seq, due.token, "not started in time", now);

@@ -163,6 +163,7 @@ class Core {
     std::optional<std::int64_t> overloaded_since_ms;  // adaptive (RebalanceDue)
     std::int64_t last_heard_ms = 0;
     std::int64_t last_sent_ms = 0;
+    std::int64_t last_started_ms = 0;  // its last STARTED: a held job's clock restarts there
     BreakerState breaker;
     HealthState health;
     bool draining = false;  // DRAIN: out of its types' lists, no new jobs
@@ -181,7 +182,7 @@ class Core {
     std::int64_t at = 0;  // mono ms for leases, wall ms for scheduled jobs
     Seq seq = 0;
     std::uint64_t token = 0;  // lease, or run_at for scheduled jobs
-    bool to_start = false;    // a held job (prefetch) that must have started by then
+    bool to_start = false;    // a held job (prefetch): its worker must have started one by then
     bool operator>(const Deadline& o) const { return at > o.at; }
   };
   using DeadlineHeap = std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>>;
@@ -320,7 +321,9 @@ class Core {
   // workers to take (Scheduler::RebalanceTarget).
   void Rebalance(Now now);
   // The lease deadline: the worker enforces the timeout itself, this catches one that does not.
-  // With `to_start`, the deadline by which a held job must have started.
+  // A lease's time: the job's timeout plus the heartbeat grace.
+  std::int64_t LeaseSpanMs(const Job& job) const;
+  // With `to_start`, the deadline by which the worker holding the job must have started one.
   void ArmLeaseDeadline(const Job& job, std::uint64_t lease, bool to_start, Now now);
   // adaptive: the worker that should take `job` from `source` (Scheduler::RebalanceTarget), with
   // `planned` jobs counted as already in hand; nullptr for none.

@@ -228,7 +228,9 @@ TEST_CASE("drain: no new jobs, running ones move with their checkpoint, undrain 
 }
 
 TEST_CASE("prefetch: a worker holds capacity + prefetch jobs; STARTED starts the timeout clock") {
-  Harness h;
+  CoreConfig config = TestConfig();
+  config.health.interval_ms = 60'000;  // the worker answers no health check in these 26 s
+  Harness h(config);
   h.SendWorker("w", wire::Ready{.worker_id = "w", .types = {"t"}, .capacity = 1, .prefetch = 2});
   for (int i = 0; i < 4; ++i) h.SubmitId("t");
   const auto jobs = h.JobsTo("w");
@@ -238,27 +240,42 @@ TEST_CASE("prefetch: a worker holds capacity + prefetch jobs; STARTED starts the
   CHECK(h.Cluster().workers.at(0).waiting == 3);  // none has said STARTED
   h.SendWorker("w", wire::Started{jobs[0].id, jobs[0].lease});
   CHECK(h.Cluster().workers.at(0).waiting == 2);
-  // 10 s timeout + 3 s grace: jobs[0] times out 13 s after STARTED, jobs[1] (started at 12 s)
-  // runs on, and jobs[2], held 13 s without starting, is taken back.
+  // 10 s timeout + 3 s grace. jobs[0] ends at 12 s and the worker starts jobs[1]: it is working
+  // through its queue, so jobs[2], held 14 s by then, stays.
   AdvanceAlive(h, "w", 12'000);
+  h.SendWorker("w", wire::Done{jobs[0].id, jobs[0].lease, ""});
   h.SendWorker("w", wire::Started{jobs[1].id, jobs[1].lease});
+  const auto fourth = h.JobsTo("w");  // the slot jobs[0] freed
+  REQUIRE(fourth.size() == 1);
   AdvanceAlive(h, "w", 2000);
-  CHECK(h.Status(jobs[0].id).error.starts_with("timed out"));
-  CHECK(h.Status(jobs[1].id).state == JobState::kRunning);
+  CHECK(h.Status(jobs[0].id).state == JobState::kSucceeded);
+  CHECK(h.Cluster().workers.at(0).waiting == 2);
+  CHECK(h.Only<wire::CancelJob>(h.MessagesTo("w")).empty());
+  // Then the worker starts nothing: 13 s after its last STARTED, jobs[1] times out and the two
+  // it holds unstarted are taken back.
+  AdvanceAlive(h, "w", 12'000);
+  CHECK(h.Status(jobs[1].id).error.starts_with("timed out"));
   CHECK(h.Status(jobs[2].id).state == JobState::kQueued);
   CHECK(h.Status(jobs[2].id).attempts == 0);
+  CHECK(h.Status(fourth[0].id).state == JobState::kQueued);
   const auto cancels = h.Only<wire::CancelJob>(h.MessagesTo("w"));
-  REQUIRE(cancels.size() == 2);  // jobs[0] timed out, jobs[2] taken back, both due at 13 s
+  REQUIRE(cancels.size() == 3);
   CHECK(std::ranges::count(cancels,
                            wire::CancelJob{jobs[2].id, jobs[2].lease, "not started in time"}) == 1);
-  // The worker's answer only frees the slot; jobs[2], queued ahead of the others, takes it.
+  CHECK(std::ranges::count(
+            cancels, wire::CancelJob{fourth[0].id, fourth[0].lease, "not started in time"}) == 1);
+  // The worker's answers only free the slots; the two taken back, queued ahead of jobs[1]'s
+  // retry, take them on their first attempt still.
   h.SendWorker("w", wire::Returned{jobs[2].id, jobs[2].lease});
-  auto again = h.JobsTo("w");
-  REQUIRE(again.size() == 1);
-  CHECK(again[0].id == jobs[2].id);
-  CHECK(again[0].attempt == 1);
+  h.SendWorker("w", wire::Returned{fourth[0].id, fourth[0].lease});
+  const auto again = h.JobsTo("w");
+  REQUIRE(again.size() == 2);
+  std::map<std::string, std::uint32_t> attempts;
+  for (const auto& job : again) attempts[job.id] = job.attempt;
+  CHECK(attempts == std::map<std::string, std::uint32_t>{{jobs[2].id, 1}, {fourth[0].id, 1}});
+  const auto& held = again[0].id == jobs[2].id ? again[0] : again[1];
   // Given back unstarted: queued again ahead of the others, the attempt not counted.
-  h.SendWorker("w", wire::Returned{again[0].id, again[0].lease});
+  h.SendWorker("w", wire::Returned{held.id, held.lease});
   const auto third = h.JobsTo("w");
   REQUIRE(third.size() == 1);
   CHECK(third[0].id == jobs[2].id);
