@@ -8,6 +8,7 @@
 
 #include "broker/dag.hpp"
 #include "schema/duration.hpp"
+#include "schema/names.hpp"
 
 namespace claw::broker {
 namespace {
@@ -28,14 +29,6 @@ bool IsPending(JobState s) { return !wire::IsFinal(s); }
 // How often the purge looks for finished jobs past their retention.
 std::int64_t PurgeIntervalMs(std::uint64_t retention_ms) {
   return std::clamp<std::int64_t>(static_cast<std::int64_t>(retention_ms / 10), 100, 60'000);
-}
-
-bool ValidName(std::string_view name, std::size_t max_bytes) {
-  if (name.empty() || name.size() > max_bytes) return false;
-  return std::all_of(name.begin(), name.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == ':' || c == '-';
-  });
 }
 
 // The row to write for an update: every column but the immutable ones (payload above all,
@@ -439,7 +432,7 @@ void Core::HandleGroupStatus(const wire::Envelope& from, const wire::GroupStatus
 }
 
 std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
-  if (!ValidName(spec.type, wire::limits::kMaxTypeBytes)) {
+  if (!wire::IsName(spec.type, wire::limits::kMaxTypeBytes)) {
     return Refusal{StatusCode::kBadRequest, "type must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
   }
   if (spec.payload.size() > config_.max_payload_bytes) {
@@ -463,13 +456,12 @@ std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
     return Refusal{StatusCode::kBadRequest, "at most 64 required labels"};
   }
   for (const auto& [key, value] : spec.required) {
-    if (key.empty() || key.find_first_of("=\n") != std::string::npos ||
-        value.find('\n') != std::string::npos) {
+    if (Status checked = wire::CheckLabel(key, value); !checked) {
       return Refusal{StatusCode::kBadRequest,
-                     "required label '" + key + "': keys are non-empty without '=' or newlines"};
+                     "required label '" + key + "': " + checked.error().message};
     }
   }
-  if (spec.zone && !ValidName(*spec.zone, wire::limits::kMaxTypeBytes)) {
+  if (spec.zone && !wire::IsName(*spec.zone, wire::limits::kMaxTypeBytes)) {
     return Refusal{StatusCode::kBadRequest, "zone must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
   }
   if (spec.locality && !ParseLocality(*spec.locality)) {
@@ -744,12 +736,12 @@ void Core::HandleWorker(const wire::Envelope& from, wire::WorkerMessage message,
 
 void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now) {
   std::string problem;
-  if (!ValidName(m.worker_id, wire::limits::kMaxWorkerIdBytes)) {
+  if (!wire::IsName(m.worker_id, wire::limits::kMaxWorkerIdBytes)) {
     problem = "worker_id must be 1-128 characters of A-Z a-z 0-9 _ . : -";
   } else if (m.types.empty()) {
     problem = "types must name at least one job type";
   } else if (std::any_of(m.types.begin(), m.types.end(), [](const std::string& t) {
-               return !ValidName(t, wire::limits::kMaxTypeBytes);
+               return !wire::IsName(t, wire::limits::kMaxTypeBytes);
              })) {
     problem = "a type is not 1-128 characters of A-Z a-z 0-9 _ . : -";
   } else if (m.capacity == 0 || m.capacity > wire::limits::kMaxCapacity) {
@@ -758,6 +750,13 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
     problem = "prefetch must be 0-10000";
   } else if (m.labels.size() > static_cast<std::size_t>(wire::limits::kMaxLabels)) {
     problem = "at most 64 labels";
+  } else {
+    for (const auto& [key, value] : m.labels) {
+      if (Status checked = wire::CheckLabel(key, value); !checked) {
+        problem = "label '" + key + "': " + checked.error().message;
+        break;
+      }
+    }
   }
   if (!problem.empty()) {
     ++malformed_;

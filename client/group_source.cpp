@@ -10,6 +10,7 @@
 #include "client/placement_arg.hpp"
 #include "client/time_arg.hpp"
 #include "schema/duration.hpp"
+#include "schema/names.hpp"
 
 namespace claw::client {
 namespace {
@@ -51,7 +52,7 @@ Status SetRequired(wire::JobSpec& spec, const json& value) {
     } else {
       return Fail("requires: the value of '" + name + "' must be a string or true/false");
     }
-    if (Status checked = CheckRequirement(name, text); !checked) {
+    if (Status checked = wire::CheckLabel(name, text); !checked) {
       return Fail("requires: bad label '" + name + "': " + checked.error().message);
     }
     spec.required[name] = std::move(text);

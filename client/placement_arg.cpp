@@ -4,30 +4,14 @@
 #include <limits>
 
 #include "schema/duration.hpp"
+#include "schema/names.hpp"
 
 namespace claw::client {
 
-Status CheckRequirement(std::string_view key, std::string_view value) {
-  if (key.empty() || key.find('=') != std::string_view::npos) {
-    return Fail("the key must be non-empty and without '='");
-  }
-  if (key.find('\n') != std::string_view::npos || value.find('\n') != std::string_view::npos) {
-    return Fail("no newlines");
-  }
-  return {};
-}
-
 Result<std::pair<std::string, std::string>> ParseRequirement(std::string_view text) {
-  const auto equals = text.find('=');
-  if (equals == std::string_view::npos || equals == 0) {
-    return Fail("bad requirement '" + std::string(text) + "': expected key=value, e.g. gpu=true");
-  }
-  const std::string_view key = text.substr(0, equals);
-  const std::string_view value = text.substr(equals + 1);
-  if (Status checked = CheckRequirement(key, value); !checked) {
-    return Fail("bad requirement '" + std::string(text) + "': " + checked.error().message);
-  }
-  return std::pair{std::string(key), std::string(value)};
+  auto label = wire::ParseLabel(text);
+  if (!label) return Fail("bad requirement '" + std::string(text) + "': " + label.error().message);
+  return label;
 }
 
 Result<wire::Labels> ParseRequirements(const std::vector<std::string>& texts) {

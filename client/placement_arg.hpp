@@ -15,11 +15,7 @@
 
 namespace claw::client {
 
-// A label a job may require: the key non-empty and without '=', no newline in key or value.
-Status CheckRequirement(std::string_view key, std::string_view value);
-
-// "gpu=true" -> {"gpu", "true"}. The key must be non-empty and the text must hold a '='; the
-// value is everything after the first one and may be empty. No newlines in either.
+// "gpu=true" -> {"gpu", "true"}, as wire::ParseLabel parses it; the error quotes the text.
 Result<std::pair<std::string, std::string>> ParseRequirement(std::string_view text);
 
 // Every "key=value"; naming a key twice is an error.

@@ -3,9 +3,9 @@
 
 #include <unistd.h>
 
-#include <algorithm>
 #include <array>
 
+#include "schema/names.hpp"
 #include "schema/protocol_constants.hpp"
 
 namespace claw::worker {
@@ -33,21 +33,13 @@ std::vector<std::string> SplitList(std::string_view text) {
 }
 
 Result<std::pair<std::string, std::string>> ParseLabel(std::string_view text) {
-  const auto equals = text.find('=');
-  if (equals == std::string_view::npos) {
-    return Fail("label '" + std::string(text) + "' must look like key=value");
-  }
-  if (equals == 0) return Fail("label '" + std::string(text) + "' has an empty key");
-  return std::pair{std::string(text.substr(0, equals)), std::string(text.substr(equals + 1))};
+  auto label = wire::ParseLabel(text);
+  if (!label) return Fail("label '" + std::string(text) + "': " + label.error().message);
+  return label;
 }
 
 Status CheckJobType(std::string_view type) {
-  const auto allowed = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == ':' || c == '-';
-  };
-  if (type.empty() || type.size() > static_cast<std::size_t>(wire::limits::kMaxTypeBytes) ||
-      !std::all_of(type.begin(), type.end(), allowed)) {
+  if (!wire::IsName(type, wire::limits::kMaxTypeBytes)) {
     return Fail("job type '" + std::string(type) + "' must be 1-" +
                 std::to_string(wire::limits::kMaxTypeBytes) + " bytes of [A-Za-z0-9_.:-]");
   }

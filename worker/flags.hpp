@@ -15,8 +15,7 @@ namespace claw::worker {
 // "a,b,,c" -> {"a", "b", "c"}: empty items are dropped, surrounding spaces trimmed.
 std::vector<std::string> SplitList(std::string_view text);
 
-// "key=value" -> {key, value}. The key must be non-empty; the value may be empty and may hold
-// further '=' characters.
+// "key=value" -> {key, value}, as wire::ParseLabel parses it; the error quotes the text.
 Result<std::pair<std::string, std::string>> ParseLabel(std::string_view text);
 
 // A job type as the protocol allows it: 1-128 bytes of [A-Za-z0-9_.:-].

@@ -340,6 +340,9 @@ TEST_CASE("bad submits are refused with the reason") {
   auto big = h.Submit(
       {.job = {.type = "t", .payload = std::string(wire::defaults::kMaxPayloadBytes + 1, 'x')}});
   CHECK(big.status == StatusCode::kTooLarge);
+  const auto label = h.Submit({.job = {.type = "t", .required = {{"a=b", "c"}}}});
+  CHECK(label.status == StatusCode::kBadRequest);
+  CHECK(label.message == "required label 'a=b': the key holds '='");
   CHECK(h.core().CountIn(JobState::kQueued) == 0);
 }
 
@@ -401,6 +404,27 @@ TEST_CASE("the broker heartbeats an idle worker and says who it is in WELCOME") 
   h.SendWorker("w1", wire::Heartbeat{});
   h.Advance(1000);
   CHECK(h.Only<wire::Heartbeat>(h.MessagesTo("w1")).size() == 1);
+}
+
+TEST_CASE("a READY that breaks the protocol's rules is answered with DISCONNECT and the reason") {
+  const std::vector<std::pair<wire::Ready, std::string>> cases = {
+      {{.worker_id = "has space", .types = {"t"}},
+       "worker_id must be 1-128 characters of A-Z a-z 0-9 _ . : -"},
+      {{.worker_id = "w", .types = {}}, "types must name at least one job type"},
+      {{.worker_id = "w", .types = {"t"}, .capacity = 0}, "capacity must be 1-10000"},
+      {{.worker_id = "w", .types = {"t"}, .labels = {{"", "x"}}}, "label '': the key is empty"},
+      {{.worker_id = "w", .types = {"t"}, .labels = {{"zone", "a\nb"}}},
+       "label 'zone': no newlines"},
+  };
+  for (const auto& [ready, reason] : cases) {
+    CAPTURE(reason);
+    Harness h;
+    h.SendWorker("w", ready);
+    const auto replies = h.Only<wire::Disconnect>(h.MessagesTo("w"));
+    REQUIRE(replies.size() == 1);
+    CHECK(replies[0].reason == reason);
+    CHECK(h.Cluster().workers.empty());
+  }
 }
 
 TEST_CASE("a message from a worker that never said READY is answered with DISCONNECT") {

@@ -393,13 +393,9 @@ TEST_CASE("--require takes key=value, the value after the first '=' and possibly
   CHECK_FALSE(ParseRequirement("gpu"));
   CHECK_FALSE(ParseRequirement("=true"));
   CHECK_FALSE(ParseRequirement("gpu=a\nb"));
-  CHECK(ParseRequirement("gpu").error().message ==
-        "bad requirement 'gpu': expected key=value, e.g. gpu=true");
+  CHECK(ParseRequirement("gpu").error().message == "bad requirement 'gpu': expected key=value");
   CHECK(ParseRequirement("gpu=a\nb").error().message == "bad requirement 'gpu=a\nb': no newlines");
-  CHECK(CheckRequirement("gpu", ""));
-  CHECK_FALSE(CheckRequirement("", "x"));
-  CHECK_FALSE(CheckRequirement("a=b", "c"));
-  CHECK_FALSE(CheckRequirement("a\nb", "c"));
+  CHECK(ParseRequirement("=true").error().message == "bad requirement '=true': the key is empty");
   const auto labels = ParseRequirements({"gpu=true", "zone=eu-1"});
   REQUIRE(labels);
   CHECK(*labels == wire::Labels{{"gpu", "true"}, {"zone", "eu-1"}});

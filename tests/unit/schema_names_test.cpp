@@ -1,5 +1,6 @@
 // Names people type and read: job states, status codes, command names and priorities (checked
-// against schema/protocol.yaml), and durations ("500ms", "30s", "5m").
+// against schema/protocol.yaml), durations ("500ms", "30s", "5m"), and the rules for job types,
+// zones, worker ids and labels.
 #include <doctest/doctest.h>
 #include <yaml-cpp/yaml.h>
 
@@ -9,6 +10,7 @@
 
 #include "schema/codec.hpp"
 #include "schema/duration.hpp"
+#include "schema/names.hpp"
 
 namespace claw::wire {
 namespace {
@@ -121,6 +123,34 @@ TEST_CASE("durations format in the largest unit that is exact") {
     CAPTURE(ms);
     CHECK(ParseDuration(FormatDuration(ms)) == ms);
   }
+}
+
+TEST_CASE("a name is 1 to max bytes of A-Z a-z 0-9 _ . : -") {
+  CHECK(IsName("img.resize:v2-fast_1", 128));
+  CHECK(IsName(std::string(128, 'a'), 128));
+  CHECK_FALSE(IsName(std::string(129, 'a'), 128));
+  CHECK_FALSE(IsName("", 128));
+  CHECK_FALSE(IsName("has space", 128));
+  CHECK_FALSE(IsName("a/b", 128));
+}
+
+TEST_CASE("a label's key is non-empty without '=', and neither key nor value holds a newline") {
+  CHECK(CheckLabel("gpu", "true"));
+  CHECK(CheckLabel("tag", ""));
+  CHECK(CheckLabel("expr", "a=b"));
+  CHECK(CheckLabel("", "x").error().message == "the key is empty");
+  CHECK(CheckLabel("a=b", "c").error().message == "the key holds '='");
+  CHECK(CheckLabel("a\nb", "c").error().message == "no newlines");
+  CHECK(CheckLabel("a", "b\nc").error().message == "no newlines");
+}
+
+TEST_CASE("a label parses as key=value at the first '='") {
+  CHECK(ParseLabel("zone=eu-1") == std::pair<std::string, std::string>{"zone", "eu-1"});
+  CHECK(ParseLabel("expr=a=b") == std::pair<std::string, std::string>{"expr", "a=b"});
+  CHECK(ParseLabel("tag=") == std::pair<std::string, std::string>{"tag", ""});
+  CHECK(ParseLabel("zone").error().message == "expected key=value");
+  CHECK(ParseLabel("=x").error().message == "the key is empty");
+  CHECK(ParseLabel("a=b\nc").error().message == "no newlines");
 }
 
 }  // namespace

@@ -42,7 +42,8 @@ TEST_CASE("a label is key=value") {
   CHECK(*ParseLabel("zone=eu-1") == std::pair<std::string, std::string>{"zone", "eu-1"});
   CHECK(*ParseLabel("empty=") == std::pair<std::string, std::string>{"empty", ""});
   CHECK(*ParseLabel("expr=a=b") == std::pair<std::string, std::string>{"expr", "a=b"});
-  CHECK(ParseLabel("zone").error().message == "label 'zone' must look like key=value");
+  CHECK(ParseLabel("zone").error().message == "label 'zone': expected key=value");
+  CHECK(ParseLabel("note=a\nb").error().message == "label 'note=a\nb': no newlines");
   CHECK_FALSE(ParseLabel("=value").has_value());
 }
 

@@ -1,0 +1,33 @@
+#include "schema/names.hpp"
+
+#include <algorithm>
+
+namespace claw::wire {
+
+bool IsName(std::string_view text, std::size_t max_bytes) {
+  if (text.empty() || text.size() > max_bytes) return false;
+  return std::ranges::all_of(text, [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '.' || c == ':' || c == '-';
+  });
+}
+
+Status CheckLabel(std::string_view key, std::string_view value) {
+  if (key.empty()) return Fail("the key is empty");
+  if (key.find('=') != std::string_view::npos) return Fail("the key holds '='");
+  if (key.find('\n') != std::string_view::npos || value.find('\n') != std::string_view::npos) {
+    return Fail("no newlines");
+  }
+  return {};
+}
+
+Result<std::pair<std::string, std::string>> ParseLabel(std::string_view text) {
+  const auto equals = text.find('=');
+  if (equals == std::string_view::npos) return Fail("expected key=value");
+  const std::string_view key = text.substr(0, equals);
+  const std::string_view value = text.substr(equals + 1);
+  if (Status checked = CheckLabel(key, value); !checked) return std::unexpected(checked.error());
+  return std::pair{std::string(key), std::string(value)};
+}
+
+}  // namespace claw::wire
