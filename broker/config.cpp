@@ -13,6 +13,7 @@
 
 #include "schema/codec.hpp"
 #include "schema/duration.hpp"
+#include "schema/transport.hpp"
 
 namespace claw::broker {
 namespace {
@@ -402,20 +403,14 @@ std::optional<Invalid> CheckCluster(const ClusterConfig& c) {
   if (d.type == DiscoveryType::kStatic) {
     if (!d.name.empty()) return Invalid{"cluster.discovery.name", "only for type dns"};
     for (std::size_t i = 0; i < d.endpoints.size(); ++i) {
-      if (d.endpoints[i].empty()) {
+      if (Status checked = wire::CheckEndpoint(d.endpoints[i]); !checked) {
         return Invalid{"cluster.discovery.endpoints[" + std::to_string(i) + "]",
-                       "an endpoint must not be empty"};
+                       checked.error().message};
       }
     }
   } else {
     if (!d.endpoints.empty()) return Invalid{"cluster.discovery.endpoints", "only for type static"};
-    const auto colon = d.name.rfind(':');
-    const std::string port = colon == std::string::npos ? "" : d.name.substr(colon + 1);
-    const bool port_ok =
-        !port.empty() && port.size() <= 5 &&
-        std::ranges::all_of(port, [](char ch) { return ch >= '0' && ch <= '9'; }) &&
-        std::stoul(port) >= 1 && std::stoul(port) <= 65535;
-    if (colon == 0 || !port_ok) {
+    if (!wire::SplitHostPort(d.name)) {
       return Invalid{"cluster.discovery.name",
                      "type dns needs a name like claw.example.com:5555, got '" + d.name + "'"};
     }

@@ -6,12 +6,14 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <charconv>
 #include <memory>
 
 namespace claw::wire {
 namespace {
 
 constexpr std::string_view kDnsScheme = "dns://";
+constexpr std::string_view kTcpScheme = "tcp://";
 
 // The IPv4 addresses of `host`, as text, in the resolver's order without repeats.
 Result<std::vector<std::string>> Addresses(const std::string& host, const std::string& port) {
@@ -156,16 +158,28 @@ std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
   }
 }
 
+std::optional<HostPort> SplitHostPort(std::string_view text) {
+  const auto colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return std::nullopt;
+  const std::string_view port = text.substr(colon + 1);
+  unsigned number = 0;
+  const auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+  if (ec != std::errc() || end != port.data() + port.size() || number < 1 || number > 65535) {
+    return std::nullopt;
+  }
+  return HostPort{std::string(text.substr(0, colon)), std::string(port)};
+}
+
 Status CheckEndpoint(std::string_view spec) {
-  if (spec.starts_with(kDnsScheme)) {
-    const std::string_view name = spec.substr(kDnsScheme.size());
-    const auto colon = name.rfind(':');
-    if (colon == std::string_view::npos || colon == 0 || colon + 1 == name.size()) {
-      return Fail("bad endpoint '" + std::string(spec) + "': expected dns://host:port");
+  for (std::string_view scheme : {kDnsScheme, kTcpScheme}) {
+    if (!spec.starts_with(scheme)) continue;
+    if (!SplitHostPort(spec.substr(scheme.size()))) {
+      return Fail("bad endpoint '" + std::string(spec) + "': expected " + std::string(scheme) +
+                  "host:port, the port 1-65535");
     }
     return {};
   }
-  for (std::string_view scheme : {"tcp://", "ipc://", "inproc://"}) {
+  for (std::string_view scheme : {"ipc://", "inproc://"}) {
     if (spec.starts_with(scheme) && spec.size() > scheme.size()) return {};
   }
   return Fail("bad endpoint '" + std::string(spec) +
@@ -180,12 +194,12 @@ Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>
       endpoints.push_back(spec);
       continue;
     }
-    const std::string name = spec.substr(kDnsScheme.size());
-    const auto colon = name.rfind(':');
-    const std::string port = name.substr(colon + 1);
-    auto addresses = Addresses(name.substr(0, colon), port);
+    const HostPort name = *SplitHostPort(std::string_view(spec).substr(kDnsScheme.size()));
+    auto addresses = Addresses(name.host, name.port);
     if (!addresses) return Fail("cannot resolve " + spec + ": " + addresses.error().message);
-    for (const auto& address : *addresses) endpoints.push_back("tcp://" + address + ":" + port);
+    for (const auto& address : *addresses) {
+      endpoints.push_back(std::string(kTcpScheme) + address + ":" + name.port);
+    }
   }
   return endpoints;
 }

@@ -52,7 +52,16 @@ bool Send(zmq::socket_t& dealer, const Frames& frames);
 std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
                                                 std::chrono::milliseconds timeout);
 
-// A broker endpoint as a user may write one: tcp://, ipc:// or inproc://, or dns://host:port.
+// "host:port" split at its last ':' (so "[::1]:5555" works), when the host is non-empty and the
+// port is 1-65535 in digits; nullopt otherwise.
+struct HostPort {
+  std::string host;
+  std::string port;
+};
+std::optional<HostPort> SplitHostPort(std::string_view text);
+
+// A broker endpoint as a user may write one to connect to: tcp://host:port, ipc://path,
+// inproc://name, or dns://host:port.
 Status CheckEndpoint(std::string_view spec);
 
 // Broker endpoints as ZeroMQ takes them: "dns://host:port" becomes "tcp://ADDR:port" for each

@@ -266,9 +266,13 @@ TEST_CASE("config: discovery keys must fit its type") {
             .starts_with("c.yaml:2: cluster.discovery.name: type dns needs a name"));
   CHECK(ErrorOf("cluster:\n  discovery:\n    type: dns\n    name: a:1\n    endpoints: [x]\n")
             .starts_with("c.yaml:5: cluster.discovery.endpoints: only for type static"));
-  CHECK(
-      ErrorOf("cluster:\n  discovery:\n    endpoints: [\"\"]\n")
-          .starts_with("c.yaml:3: cluster.discovery.endpoints[0]: an endpoint must not be empty"));
+  CHECK(ErrorOf("cluster:\n  discovery:\n    endpoints: [\"\"]\n")
+            .starts_with("c.yaml:3: cluster.discovery.endpoints[0]: bad endpoint ''"));
+  CHECK(ErrorOf("cluster:\n  discovery:\n    endpoints: [\"tcp://a:1\", \"tcp://b\"]\n")
+            .starts_with("c.yaml:3: cluster.discovery.endpoints[1]: bad endpoint 'tcp://b': "
+                         "expected tcp://host:port"));
+  CHECK(ErrorOf("cluster:\n  discovery:\n    type: dns\n    name: \":5555\"\n")
+            .starts_with("c.yaml:4: cluster.discovery.name: type dns needs a name like"));
 }
 
 TEST_CASE("config: a broker pair is read from broker.pair and checked") {

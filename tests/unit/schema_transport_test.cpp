@@ -17,12 +17,15 @@ TEST_CASE("endpoints: dns://host:port becomes a tcp:// endpoint per IPv4 address
   CHECK(ResolveEndpoints({})->empty());
 }
 
-TEST_CASE("endpoints: a dns:// entry without a port, or that does not resolve, is an error") {
-  for (const char* bad : {"dns://localhost", "dns://localhost:", "dns://:5555"}) {
+TEST_CASE(
+    "endpoints: a dns:// entry without a host and a port, or that does not resolve, is an error") {
+  for (const char* bad : {"dns://localhost", "dns://localhost:", "dns://:5555", "dns://h:0",
+                          "dns://h:65536", "dns://h:55x", "dns://h:+1"}) {
+    CAPTURE(bad);
     auto resolved = ResolveEndpoints({bad});
     REQUIRE(!resolved.has_value());
     CHECK(resolved.error().message ==
-          "bad endpoint '" + std::string(bad) + "': expected dns://host:port");
+          "bad endpoint '" + std::string(bad) + "': expected dns://host:port, the port 1-65535");
   }
   auto unknown = ResolveEndpoints({"dns://no-such-host.invalid:5555"});
   REQUIRE(!unknown.has_value());
@@ -30,10 +33,12 @@ TEST_CASE("endpoints: a dns:// entry without a port, or that does not resolve, i
 }
 
 TEST_CASE("endpoints: only ZeroMQ's schemes and dns:// are accepted") {
-  for (const char* good : {"tcp://h:1", "ipc:///tmp/x", "inproc://x", "dns://h:1"}) {
+  for (const char* good :
+       {"tcp://h:1", "tcp://[::1]:65535", "ipc:///tmp/x", "inproc://x", "dns://h:1"}) {
     CHECK_MESSAGE(CheckEndpoint(good).has_value(), good);
   }
-  for (const char* bad : {"bogus://x", "tcp://", "localhost:5555", ""}) {
+  for (const char* bad :
+       {"bogus://x", "tcp://", "tcp://h", "tcp://h:http", "tcp://:5555", "localhost:5555", ""}) {
     CAPTURE(bad);
     auto checked = CheckEndpoint(bad);
     REQUIRE(!checked.has_value());
