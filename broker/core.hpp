@@ -167,11 +167,7 @@ class Core {
     BreakerState breaker;
     HealthState health;
     bool draining = false;  // DRAIN: out of its types' lists, no new jobs
-    // Jobs it may still be sent: capacity + prefetch minus those in hand.
-    std::uint64_t FreeSlots() const {
-      const std::uint64_t limit = std::uint64_t{capacity} + prefetch;
-      return limit > leases.size() ? limit - leases.size() : 0;
-    }
+    std::uint64_t FreeSlots() const { return broker::FreeSlots(capacity, prefetch, leases.size()); }
   };
   struct TypeWorkers {
     std::vector<std::string> routing_ids;  // workers serving this type

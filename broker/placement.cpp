@@ -110,7 +110,7 @@ Placement Place(const PlacementRequest& request, std::span<const CandidateView> 
   }
 
   const auto available = alive.size();
-  Keep(alive, candidates, [](const auto& c) { return c.in_hand < c.capacity + c.prefetch; });
+  Keep(alive, candidates, [](const auto& c) { return c.FreeSlots() > 0; });
   if (alive.empty()) {
     return waiting(available == 1
                        ? "the 1 eligible worker is full"

@@ -51,6 +51,13 @@ struct PlacementRequest {
   std::string anti_affinity_key;     // e.g. a group id; empty: none
 };
 
+// Jobs a worker may still be sent: capacity + prefetch minus those in hand, or 0 when it holds
+// more (its capacity shrank while it held them).
+constexpr std::uint64_t FreeSlots(std::uint64_t capacity, std::uint64_t prefetch,
+                                  std::uint64_t in_hand) {
+  return capacity + prefetch > in_hand ? capacity + prefetch - in_hand : 0;
+}
+
 // One worker serving the job's type, as the Core sees it now.
 struct CandidateView {
   std::string id;
@@ -63,6 +70,7 @@ struct CandidateView {
   bool breaker_allows = true;           // MayDispatch of its circuit breaker
   std::optional<std::uint32_t> rtt_ms;  // measured round trip (the smoothed one); none yet
   std::uint32_t same_key_in_hand = 0;   // jobs in hand with the request's anti-affinity key
+  std::uint64_t FreeSlots() const { return broker::FreeSlots(capacity, prefetch, in_hand); }
 };
 
 struct Placement {

@@ -32,9 +32,6 @@ bool LessLoaded(const CandidateView& a, const CandidateView& b) {
   return std::uint64_t{a.in_hand} * b.capacity < std::uint64_t{b.in_hand} * a.capacity;
 }
 
-// Jobs it may still be sent (eligible candidates only: it has room).
-std::uint32_t FreeSlots(const CandidateView& c) { return c.capacity + c.prefetch - c.in_hand; }
-
 }  // namespace
 
 std::string_view Name(Strategy strategy) {
@@ -141,7 +138,7 @@ std::size_t Scheduler::LeastLoaded(const TypeState& type, std::span<const Candid
   for (auto i : order) {
     const auto& c = candidates[i];
     const auto& b = candidates[best];
-    if (LessLoaded(c, b) || (!LessLoaded(b, c) && FreeSlots(c) > FreeSlots(b))) {
+    if (LessLoaded(c, b) || (!LessLoaded(b, c) && c.FreeSlots() > b.FreeSlots())) {
       best = i;
     }
   }

@@ -50,6 +50,20 @@ TEST_CASE("placement: with no constraint every worker with room is eligible") {
   CHECK(Eligible(Request(), {Worker("a"), Worker("b")}) == Indexes{0, 1});
 }
 
+TEST_CASE("placement: free slots are capacity + prefetch minus those in hand, never below 0") {
+  CHECK(FreeSlots(2, 1, 0) == 3);
+  CHECK(FreeSlots(2, 1, 2) == 1);
+  CHECK(FreeSlots(2, 1, 3) == 0);
+  CHECK(FreeSlots(1, 0, 4) == 0);  // its capacity shrank while it held 4
+  auto full = Worker("full");
+  full.capacity = 1;
+  full.in_hand = 2;
+  auto held = Worker("held");
+  held.prefetch = 1;
+  held.in_hand = 1;
+  CHECK(Eligible(Request(), {full, held}) == Indexes{1});
+}
+
 TEST_CASE("placement: no worker for the type") {
   CHECK(Why(Request("x"), {}) == "no worker serves type 'x'");
 }
