@@ -63,7 +63,7 @@ TEST_CASE("a failing job is retried with backoff, then dead, and retry brings it
                 "if [ -f " + fixed + " ]; then echo repaired; else echo broken >&2; exit 3; fi");
   const auto id = c.Submit({"--type", "flaky", "--max-attempts", "3", "--backoff", "200ms"});
   auto wait = c.Client({"wait", id, "--timeout", "60s"});
-  CHECK(wait.code == 3);  // JOB_DEAD
+  CHECK(wait.Is(wire::ClientExit::kJobDead));
   auto job = c.Json({"status", id});
   CHECK(job["state"] == "dead");
   CHECK(job["attempts"] == 3);
@@ -85,7 +85,7 @@ TEST_CASE("exit code 100 is a permanent failure: dead after one attempt") {
   c.StartBroker();
   c.StartWorker("w1", "bad", "echo 'cannot parse' >&2; exit 100");
   const auto id = c.Submit({"--type", "bad", "--max-attempts", "5"});
-  CHECK(c.Client({"wait", id, "--timeout", "60s"}).code == 3);
+  CHECK(c.Client({"wait", id, "--timeout", "60s"}).Is(wire::ClientExit::kJobDead));
   auto job = c.Json({"status", id});
   CHECK(job["state"] == "dead");
   CHECK(job["attempts"] == 1);
@@ -206,23 +206,23 @@ TEST_CASE("cancel: a queued job never runs, a running job's worker stops it") {
   REQUIRE(c.WaitState(slow, "running"));
   CHECK(c.Client({"cancel", slow}).code == 0);
   CHECK(c.State(slow) == "cancelled");
-  CHECK(c.Client({"wait", slow, "--timeout", "10s"}).code == 4);  // JOB_CANCELLED
+  CHECK(c.Client({"wait", slow, "--timeout", "10s"}).Is(wire::ClientExit::kJobCancelled));
   // The worker's only slot is free again once the handler has been stopped.
   const auto fast = c.Submit({"--type", "work", "--payload", "fast"});
   auto wait = c.Client({"wait", fast, "--timeout", "60s"});
   CHECK(wait.code == 0);
   CHECK(Trim(wait.out) == "ok");
   CHECK(c.State(queued) == "cancelled");
-  CHECK(c.Client({"cancel", fast}).code == 1);  // CONFLICT: already succeeded
+  CHECK(c.Client({"cancel", fast}).Is(wire::ClientExit::kError));  // CONFLICT: already succeeded
 }
 
 TEST_CASE("a wait that times out leaves the job alone") {
   Cluster c;
   c.StartBroker();
   const auto id = c.Submit({"--type", "nobody-runs-this"});
-  CHECK(c.Client({"wait", id, "--timeout", "300ms"}).code == 5);  // WAIT_TIMEOUT
+  CHECK(c.Client({"wait", id, "--timeout", "300ms"}).Is(wire::ClientExit::kWaitTimeout));
   CHECK(c.State(id) == "queued");
-  CHECK(c.Client({"status", "j-999999"}).code == 7);  // NOT_FOUND
+  CHECK(c.Client({"status", "j-999999"}).Is(wire::ClientExit::kNotFound));
 }
 
 TEST_CASE("bad flags and config values get a message naming them and a non-zero exit") {
@@ -236,7 +236,7 @@ TEST_CASE("bad flags and config values get a message naming them and a non-zero 
   CHECK(bad_config.code == 2);
   CHECK(bad_config.err.find("broker.hartbeat") != std::string::npos);
   auto client = Run({BinPath("claw-client"), "submit", "--type", "t", "--priority", "urgent"});
-  CHECK(client.code == 2);
+  CHECK(client.Is(wire::ClientExit::kUsage));
   CHECK(client.err.find("urgent") != std::string::npos);
   auto worker = Run({BinPath("claw-worker"), "--type", "t", "--capacity", "0", "--exec", "true"});
   CHECK(worker.code != 0);
@@ -259,14 +259,14 @@ TEST_CASE("dns:// discovery: a worker and a client find the broker through a nam
   // A name that does not resolve is the same as a broker that does not answer.
   auto unknown =
       Run({BinPath("claw-client"), "--broker", "dns://no-such-host.invalid:" + port, "ping"});
-  CHECK(unknown.code == 6);
+  CHECK(unknown.Is(wire::ClientExit::kUnreachable));
   CHECK(unknown.err.find("cannot resolve dns://no-such-host.invalid:") != std::string::npos);
 }
 
 TEST_CASE("claw-client reports an unreachable broker with its exit code") {
   Cluster c;  // never started
   auto ping = c.Client({"--request-timeout", "200ms", "ping"});
-  CHECK(ping.code == 6);
+  CHECK(ping.Is(wire::ClientExit::kUnreachable));
 }
 
 }  // namespace

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "schema/protocol_constants.hpp"
+
 namespace claw::testing {
 
 // A process that runs in the background until the test ends it.
@@ -42,6 +44,8 @@ struct RunResult {
   int code = -1;  // exit code, 128+signal, or -1 if it timed out (and was killed)
   std::string out;
   std::string err;
+  // Whether a claw-client (or a script following exit_codes.client) ended so.
+  bool Is(wire::ClientExit exit) const { return code == static_cast<int>(exit); }
 };
 
 // Runs a command to completion, feeding `input` on stdin.

@@ -253,7 +253,7 @@ TEST_CASE("python: the python wait gives up at its timeout and the job goes on")
       Run(Python("examples/submit_and_wait.py", {"--broker", c.endpoint(), "--type",
                                                  "nobody-runs-this", "--timeout", "0.5", "x"}));
   INFO(run.err);
-  CHECK(run.code == 5);  // exit_codes.client WAIT_TIMEOUT
+  CHECK(run.Is(wire::ClientExit::kWaitTimeout));
   CHECK(run.err.find("timed out waiting for job j-") != std::string::npos);
 }
 
@@ -268,7 +268,7 @@ TEST_CASE("python: a python worker's PermanentFailure is dead at once, other err
       {"--type", "py-fail", "--payload", "flaky", "--max-attempts", "5", "--backoff", "100ms"});
   INFO("python worker log:\n", ReadFile(c.Path("py-worker.log")));
 
-  CHECK(c.Client({"wait", permanent, "--timeout", "60s"}).code == 3);  // JOB_DEAD
+  CHECK(c.Client({"wait", permanent, "--timeout", "60s"}).Is(wire::ClientExit::kJobDead));
   auto dead = c.Json({"status", permanent});
   CHECK(dead["state"] == "dead");
   CHECK(dead["attempts"] == 1);
@@ -398,7 +398,7 @@ TEST_CASE("python: under all_succeeded a failed map cancels the python reduce") 
   auto run = Run(Python("examples/mapreduce.py", {"--broker", c.endpoint(), "submit", "--timeout",
                                                   "60", "--all-succeeded", files[0], files[1]}));
   INFO(run.err);
-  CHECK(run.code == 4);  // exit_codes.client JOB_CANCELLED
+  CHECK(run.Is(wire::ClientExit::kJobCancelled));
   const auto [maps, reduce_id] = GroupIds(run.err);
   CHECK(c.State(maps[0]) == "succeeded");
   CHECK(c.State(reduce_id) == "cancelled");

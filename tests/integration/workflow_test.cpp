@@ -91,7 +91,7 @@ TEST_CASE("a group whose follow-up needs all to succeed cancels it when one memb
   const std::string group = c.GroupSubmit(
       {members, "--type", "m.map", "--then", "m.reduce", "--then-policy", "all_succeeded"});
   auto wait = c.Client({"group", "wait", group, "--timeout", "60s"});
-  CHECK(wait.code == 4);  // JOB_CANCELLED: the follow-up's outcome
+  CHECK(wait.Is(wire::ClientExit::kJobCancelled));  // the follow-up's outcome
   CHECK(wait.out.empty());
   CHECK(wait.err.find("the follow-up") != std::string::npos);
   const auto status = c.Group(group);
