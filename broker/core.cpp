@@ -57,11 +57,6 @@ Job UpdateRow(const Job& job) {
 }
 
 // A key (idempotency or hash) is 1 to max_key_bytes bytes: the refusal's message, or nullopt.
-std::optional<std::string> BadKey(std::string_view name, const std::optional<std::string>& key) {
-  if (!key || (!key->empty() && key->size() <= wire::limits::kMaxKeyBytes)) return std::nullopt;
-  return std::string(name) + " must be 1-" + std::to_string(wire::limits::kMaxKeyBytes) + " bytes";
-}
-
 }  // namespace
 
 Core::Core(CoreConfig config, JobStore& reader, std::uint64_t epoch, std::uint64_t seed)
@@ -86,9 +81,8 @@ Status Core::Recover(Now now) {
   if (!keys) return std::unexpected(keys.error());
   for (auto& [key, seq] : *keys) keys_.emplace(std::move(key), seq);
   std::uint64_t unfinished = 0;
-  for (const JobState state :
-       {JobState::kQueued, JobState::kScheduled, JobState::kRunning, JobState::kWaiting}) {
-    unfinished += counts_[StateIndex(state)];
+  for (const auto& state : wire::kJobStates) {
+    if (IsPending(state.code)) unfinished += counts_[StateIndex(state.code)];
   }
   jobs_.reserve(unfinished);
   std::uint64_t recovered = 0;
@@ -231,9 +225,7 @@ void Core::HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now 
   const auto cmd = wire::ClientCommand::kSubmit;
   wire::JobSpec spec = std::move(r.job);
   if (auto refusal = CheckSpec(spec)) return Refuse(from, cmd, r.rid, *refusal);
-  if (auto bad = BadKey("key", r.key)) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, std::move(*bad));
-  }
+  if (auto refusal = CheckKey("key", r.key)) return Refuse(from, cmd, r.rid, *refusal);
   if (r.key) {
     if (auto it = keys_.find(*r.key); it != keys_.end()) {
       wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
@@ -278,9 +270,7 @@ void Core::HandleGroupSubmit(const wire::Envelope& from, wire::GroupSubmitReques
     return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest,
                       "a group has 1-" + std::to_string(wire::limits::kMaxGroupJobs) + " jobs");
   }
-  if (auto bad = BadKey("key", r.key)) {
-    return ReplyError(from, cmd, r.rid, StatusCode::kBadRequest, std::move(*bad));
-  }
+  if (auto refusal = CheckKey("key", r.key)) return Refuse(from, cmd, r.rid, *refusal);
   if (r.key) {
     if (auto it = keys_.find(*r.key); it != keys_.end()) {
       const auto jobs = GroupJobs(it->second);
@@ -431,6 +421,14 @@ void Core::HandleGroupStatus(const wire::Envelope& from, const wire::GroupStatus
   Reply(from, std::move(reply));
 }
 
+std::optional<Core::Refusal> Core::CheckKey(std::string_view name,
+                                            const std::optional<std::string>& key) {
+  if (!key || (!key->empty() && key->size() <= wire::limits::kMaxKeyBytes)) return std::nullopt;
+  return Refusal{
+      StatusCode::kBadRequest,
+      std::string(name) + " must be 1-" + std::to_string(wire::limits::kMaxKeyBytes) + " bytes"};
+}
+
 std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
   if (!wire::IsName(spec.type, wire::limits::kMaxTypeBytes)) {
     return Refusal{StatusCode::kBadRequest, "type must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
@@ -449,9 +447,7 @@ std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
   if (spec.timeout_ms && *spec.timeout_ms == 0) {
     return Refusal{StatusCode::kBadRequest, "timeout_ms must be > 0"};
   }
-  if (auto bad = BadKey("hash_key", spec.hash_key)) {
-    return Refusal{StatusCode::kBadRequest, std::move(*bad)};
-  }
+  if (auto refusal = CheckKey("hash_key", spec.hash_key)) return refusal;
   if (spec.required.size() > static_cast<std::size_t>(wire::limits::kMaxLabels)) {
     return Refusal{StatusCode::kBadRequest, "at most 64 required labels"};
   }
@@ -463,9 +459,6 @@ std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
   }
   if (spec.zone && !wire::IsName(*spec.zone, wire::limits::kMaxTypeBytes)) {
     return Refusal{StatusCode::kBadRequest, "zone must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
-  }
-  if (spec.locality && !ParseLocality(*spec.locality)) {
-    return Refusal{StatusCode::kBadRequest, "locality must be same-zone, cross-zone or any"};
   }
   if (spec.after.size() > static_cast<std::size_t>(wire::limits::kMaxAfter)) {
     return Refusal{StatusCode::kBadRequest,
@@ -527,7 +520,7 @@ Job& Core::CreateJob(Seq seq, wire::JobSpec&& spec, Now now) {
     links.hash_key = std::move(spec.hash_key).value_or("");
     links.required = std::move(spec.required);
     links.zone = std::move(spec.zone).value_or("");
-    links.locality = std::move(spec.locality).value_or("");
+    links.locality = spec.locality;
     links.max_rtt_ms = spec.max_rtt_ms.value_or(0);
   }
   job.state = JobState::kQueued;
@@ -1262,8 +1255,7 @@ PlacementRequest Core::PlacementOf(const Job& job) const {
   request.type = job.type;
   request.required = job.links.value().required;
   request.zone = job.links.value().zone;
-  if (!job.links.value().locality.empty())
-    request.locality = ParseLocality(job.links.value().locality);
+  request.locality = job.links.value().locality;
   request.max_rtt_ms = job.links.value().max_rtt_ms;
   if (config_.scheduling.anti_affinity && job.links.value().group != 0) {
     request.anti_affinity_key = FormatGroupId(job.links.value().group);

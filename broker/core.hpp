@@ -254,6 +254,9 @@ class Core {
                      const std::string& id);
   // New jobs: checks, admission, creation.
   std::optional<Refusal> CheckSpec(const wire::JobSpec& spec) const;
+  // An idempotency or routing key, when there is one: 1 to max_key_bytes bytes.
+  static std::optional<Refusal> CheckKey(std::string_view name,
+                                         const std::optional<std::string>& key);
   // The seq of an existing job named in `after`; refuses an unknown id and, under all_succeeded,
   // a dependency that already failed.
   std::expected<Seq, Refusal> ResolveDependency(const std::string& id,

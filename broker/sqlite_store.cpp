@@ -336,8 +336,8 @@ int BindInsertOnly(sqlite3_stmt* stmt, const Job& job, const std::string& after,
       links.required.empty() ? sqlite3_bind_null(stmt, kRequiredLabels)
                              : BindText(stmt, kRequiredLabels, labels),
       links.zone.empty() ? sqlite3_bind_null(stmt, kZone) : BindText(stmt, kZone, links.zone),
-      links.locality.empty() ? sqlite3_bind_null(stmt, kLocality)
-                             : BindText(stmt, kLocality, links.locality),
+      links.locality ? BindText(stmt, kLocality, wire::Name(*links.locality))
+                     : sqlite3_bind_null(stmt, kLocality),
       sqlite3_bind_int64(stmt, kMaxRttMs, links.max_rtt_ms),
   });
 }
@@ -410,7 +410,13 @@ Result<Job> ReadJob(sqlite3_stmt* stmt) {
     links.required = std::move(*labels);
   }
   links.zone = text(kZone);
-  links.locality = text(kLocality);
+  if (!IsNull(stmt, Index(kLocality))) {
+    const std::string locality = text(kLocality);
+    links.locality = wire::ParseLocality(locality);
+    if (!links.locality) {
+      return Fail("job " + FormatJobId(job.seq) + " has unknown locality '" + locality + "'");
+    }
+  }
   links.max_rtt_ms = static_cast<std::uint32_t>(integer(kMaxRttMs));
   if (!IsNull(stmt, Index(kAfter))) {
     const std::string after = text(kAfter);

@@ -167,7 +167,7 @@ CLI::Validator RequirementCheck() {
 }
 
 CLI::Validator LocalityCheck() {
-  return ResultCheck([](const std::string& text) { return CheckLocality(text); }, "LOCALITY");
+  return ResultCheck([](const std::string& text) { return ParseLocalityArg(text); }, "LOCALITY");
 }
 
 CLI::Validator MaxRttCheck() {
@@ -204,7 +204,7 @@ Status ApplyPlacement(const PlacementArgs& args, wire::JobSpec& target) {
   target.hash_key = args.hash_key;
   target.required = std::move(*required);
   target.zone = args.zone;
-  target.locality = args.locality;
+  if (args.locality) target.locality = *ParseLocalityArg(*args.locality);
   if (args.max_rtt) target.max_rtt_ms = *ParseMaxRtt(*args.max_rtt);
   return {};
 }

@@ -126,8 +126,9 @@ Status SetField(wire::JobSpec& spec, const std::string& key, const json& value) 
   if (key == "locality") {
     auto text = String(value, key);
     if (!text) return std::unexpected(text.error());
-    if (auto known = CheckLocality(*text); !known) return known;
-    spec.locality = std::move(*text);
+    auto locality = ParseLocalityArg(*text);
+    if (!locality) return std::unexpected(locality.error());
+    spec.locality = *locality;
     return {};
   }
   if (key == "max_rtt") {

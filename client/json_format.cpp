@@ -111,7 +111,7 @@ json JobToJson(const wire::JobInfo& job) {
   if (!job.hash_key.empty()) out["hash_key"] = job.hash_key;
   if (!job.required.empty()) out["requires"] = job.required;
   if (!job.zone.empty()) out["zone"] = job.zone;
-  if (!job.locality.empty()) out["locality"] = job.locality;
+  if (job.locality) out["locality"] = wire::Name(*job.locality);
   if (job.max_rtt_ms > 0) out["max_rtt_ms"] = job.max_rtt_ms;
   if (!job.waiting_reason.empty()) out["waiting_reason"] = job.waiting_reason;
   if (job.progress) {

@@ -26,8 +26,8 @@ Result<wire::Labels> ParseRequirements(const std::vector<std::string>& texts) {
   return labels;
 }
 
-Status CheckLocality(std::string_view name) {
-  if (wire::ParseLocality(name)) return {};
+Result<wire::Locality> ParseLocalityArg(std::string_view name) {
+  if (auto locality = wire::ParseLocality(name)) return *locality;
   std::string names;  // "a, b or c"
   for (std::size_t i = 0; i < wire::kLocalities.size(); ++i) {
     if (i > 0) names += i + 1 == wire::kLocalities.size() ? " or " : ", ";

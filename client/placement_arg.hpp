@@ -21,8 +21,8 @@ Result<std::pair<std::string, std::string>> ParseRequirement(std::string_view te
 // Every "key=value"; naming a key twice is an error.
 Result<wire::Labels> ParseRequirements(const std::vector<std::string>& texts);
 
-// Succeeds for one of wire::kLocalities.
-Status CheckLocality(std::string_view name);
+// One of wire::kLocalities by name; the error lists them.
+Result<wire::Locality> ParseLocalityArg(std::string_view name);
 
 // A duration ("20ms", "1s") as max_rtt_ms; "0" means no bound. Over 2^32-1 ms is an error.
 Result<std::uint32_t> ParseMaxRtt(std::string_view text);

@@ -232,7 +232,7 @@ std::string FormatJob(const wire::JobInfo& job) {
   if (!job.hash_key.empty()) fields.emplace_back("hash_key", job.hash_key);
   if (!job.required.empty()) fields.emplace_back("requires", Join(LabelTexts(job.required), ", "));
   if (!job.zone.empty()) fields.emplace_back("zone", job.zone);
-  if (!job.locality.empty()) fields.emplace_back("locality", job.locality);
+  if (job.locality) fields.emplace_back("locality", wire::Name(*job.locality));
   if (job.max_rtt_ms > 0) {
     fields.emplace_back("max_rtt", wire::FormatDuration(static_cast<std::int64_t>(job.max_rtt_ms)));
   }

@@ -33,6 +33,7 @@ void Put(Packer& pk, Bin v) {
 }
 void Put(Packer& pk, JobState v) { Put(pk, Name(v)); }
 void Put(Packer& pk, DependencyPolicy v) { Put(pk, Name(v)); }
+void Put(Packer& pk, Locality v) { Put(pk, Name(v)); }
 void Put(Packer& pk, const std::vector<std::string>& v) {
   pk.pack_array(static_cast<std::uint32_t>(v.size()));
   for (const auto& s : v) Put(pk, s);
@@ -134,7 +135,7 @@ void Fields(F& f, const JobInfo& v) {
   if (!v.hash_key.empty()) f(field::kHashKey, v.hash_key);
   if (!v.required.empty()) f(field::kRequires, v.required);
   if (!v.zone.empty()) f(field::kZone, v.zone);
-  if (!v.locality.empty()) f(field::kLocality, v.locality);
+  if (v.locality) f(field::kLocality, *v.locality);
   if (v.max_rtt_ms != 0) f(field::kMaxRttMs, v.max_rtt_ms);
   if (!v.waiting_reason.empty()) f(field::kWaitingReason, v.waiting_reason);
 }
@@ -252,7 +253,7 @@ void Fields(F& f, const JobRecord& v) {
   if (!links.hash_key.empty()) f(field::kHashKey, links.hash_key);
   if (!links.required.empty()) f(field::kRequires, links.required);
   if (!links.zone.empty()) f(field::kZone, links.zone);
-  if (!links.locality.empty()) f(field::kLocality, links.locality);
+  if (links.locality) f(field::kLocality, *links.locality);
   if (links.max_rtt_ms != 0) f(field::kMaxRttMs, links.max_rtt_ms);
 }
 
@@ -541,6 +542,14 @@ bool Read(const msgpack::object& o, DependencyPolicy& out) {
   out = *policy;
   return true;
 }
+bool Read(const msgpack::object& o, Locality& out) {
+  std::string name;
+  if (!Read(o, name)) return false;
+  auto locality = ParseLocality(name);
+  if (!locality) return false;
+  out = *locality;
+  return true;
+}
 bool Read(const msgpack::object& o, std::vector<std::string>& out) {
   if (o.type != msgpack::type::ARRAY) return false;
   out.clear();
@@ -620,6 +629,13 @@ class Reader {
     }
     if (!ReadAny(*value, std::forward<T>(out))) {
       error_ = std::string(where_) + ": field '" + std::string(key) + "' has the wrong type";
+      if constexpr (std::is_enum_v<std::remove_cvref_t<T>>) {
+        if (value->type == msgpack::type::STR) {
+          error_ = std::string(where_) + ": field '" + std::string(key) +
+                   "' has an unknown value '" +
+                   std::string(value->via.str.ptr, value->via.str.size) + "'";
+        }
+      }
       return false;
     }
     return true;
@@ -672,7 +688,7 @@ bool Read(const msgpack::object& o, JobInfo& out) {
   r.OptPlain(field::kHashKey, out.hash_key);
   r.OptPlain(field::kRequires, out.required);
   r.OptPlain(field::kZone, out.zone);
-  r.OptPlain(field::kLocality, out.locality);
+  r.Opt(field::kLocality, out.locality);
   r.OptPlain(field::kMaxRttMs, out.max_rtt_ms);
   r.OptPlain(field::kWaitingReason, out.waiting_reason);
   return r.ok();
@@ -777,7 +793,7 @@ bool Read(const msgpack::object& o, JobRecord& out) {
   r.OptPlain(field::kHashKey, links.hash_key);
   r.OptPlain(field::kRequires, links.required);
   r.OptPlain(field::kZone, links.zone);
-  r.OptPlain(field::kLocality, links.locality);
+  r.Opt(field::kLocality, links.locality);
   r.OptPlain(field::kMaxRttMs, links.max_rtt_ms);
   if (!(links == JobLinks{})) out.links.edit() = std::move(links);
   return r.ok();

@@ -60,7 +60,7 @@ struct JobInfo {
   std::string hash_key;                          // empty: none
   Labels required;
   std::string zone;
-  std::string locality;  // empty: the broker's default
+  std::optional<Locality> locality;  // nullopt: the broker's default
   std::uint32_t max_rtt_ms = 0;
   std::string waiting_reason;
   bool operator==(const JobInfo&) const = default;
@@ -248,10 +248,10 @@ struct JobLinks {
   DependencyPolicy after_policy = DependencyPolicy::kAllSucceeded;
   std::string hash_key;  // empty: none
   // Placement (see broker/placement.hpp): labels the worker needs, preferred zone, locality
-  // (empty: the broker's default) and a bound on the worker's round trip (0: none).
+  // (nullopt: the broker's default) and a bound on the worker's round trip (0: none).
   Labels required;
   std::string zone;
-  std::string locality;
+  std::optional<Locality> locality;
   std::uint32_t max_rtt_ms = 0;
   bool operator==(const JobLinks&) const = default;
 };
@@ -307,7 +307,7 @@ struct JobSpec {
   std::optional<std::string> hash_key;
   Labels required;
   std::optional<std::string> zone;
-  std::optional<std::string> locality;
+  std::optional<Locality> locality;
   std::optional<std::uint32_t> max_rtt_ms;
   bool operator==(const JobSpec&) const = default;
 };

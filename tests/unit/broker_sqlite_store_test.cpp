@@ -153,7 +153,7 @@ TEST_CASE("a batch of inserts round-trips every field exactly") {
   full.links.edit().hash_key = "customer-9";
   full.links.edit().required = {{"gpu", "true"}, {"zone", "eu=1"}};
   full.links.edit().zone = "eu-1";
-  full.links.edit().locality = "same-zone";
+  full.links.edit().locality = wire::Locality::kSameZone;
   full.links.edit().max_rtt_ms = 25;
 
   Job empty_optionals = MakeJob(3, JobState::kSucceeded);

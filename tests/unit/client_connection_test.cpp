@@ -739,7 +739,7 @@ TEST_CASE("claw-client submit sends the placement flags") {
   CHECK(submit.job.hash_key == "user-7");
   CHECK(submit.job.required == wire::Labels{{"disk", "ssd"}, {"gpu", "true"}});
   CHECK(submit.job.zone == "eu-1");
-  CHECK(submit.job.locality == "same-zone");
+  CHECK(submit.job.locality == wire::Locality::kSameZone);
   CHECK(submit.job.max_rtt_ms == 20u);
 }
 
@@ -786,12 +786,12 @@ TEST_CASE("claw-client group submit takes placement defaults that members may ov
   REQUIRE(request.jobs.size() == 2);
   CHECK(request.jobs[0].required == wire::Labels{{"gpu", "true"}});
   CHECK(request.jobs[0].zone == "eu-1");
-  CHECK(request.jobs[0].locality == "cross-zone");
+  CHECK(request.jobs[0].locality == wire::Locality::kCrossZone);
   CHECK(request.jobs[0].hash_key == "batch-1");
   CHECK_FALSE(request.jobs[0].max_rtt_ms);
   CHECK(request.jobs[1].required == wire::Labels{{"cpu", "arm"}});
   CHECK(request.jobs[1].zone == "us-2");
-  CHECK(request.jobs[1].locality == "cross-zone");
+  CHECK(request.jobs[1].locality == wire::Locality::kCrossZone);
   CHECK(request.jobs[1].max_rtt_ms == 5u);
 }
 

@@ -327,7 +327,7 @@ wire::JobInfo PlacedJob() {
   job.hash_key = "user-7";
   job.required = {{"gpu", "true"}, {"disk", "ssd"}};
   job.zone = "eu-1";
-  job.locality = "same-zone";
+  job.locality = wire::Locality::kSameZone;
   job.max_rtt_ms = 20;
   job.waiting_reason = "needs gpu=true: none of the 2 workers for type 'resize' has it";
   return job;
@@ -405,9 +405,9 @@ TEST_CASE("--require takes key=value, the value after the first '=' and possibly
 }
 
 TEST_CASE("--locality takes the three names and --max-rtt a duration that fits 32 bits") {
-  for (const auto& entry : wire::kLocalities) CHECK(CheckLocality(entry.name));
-  REQUIRE_FALSE(CheckLocality("nearby"));
-  CHECK(CheckLocality("nearby").error().message ==
+  for (const auto& entry : wire::kLocalities) CHECK(ParseLocalityArg(entry.name) == entry.code);
+  REQUIRE_FALSE(ParseLocalityArg("nearby"));
+  CHECK(ParseLocalityArg("nearby").error().message ==
         "unknown locality 'nearby': expected same-zone, cross-zone or any");
   CHECK(ParseMaxRtt("20ms") == 20u);
   CHECK(ParseMaxRtt("1s") == 1000u);

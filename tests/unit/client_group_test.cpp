@@ -96,7 +96,7 @@ TEST_CASE("a member line places its job, and takes the placement defaults it lea
                                 .hash_key = "all",
                                 .required = {{"gpu", "true"}},
                                 .zone = "eu-1",
-                                .locality = "cross-zone",
+                                .locality = wire::Locality::kCrossZone,
                                 .max_rtt_ms = 50};
   auto own = ParseMemberLine(
       R"({"hash_key": "user-7", "requires": {"gpu": false, "disk": "ssd"}, "zone": "us-2",)"
@@ -106,14 +106,14 @@ TEST_CASE("a member line places its job, and takes the placement defaults it lea
   CHECK(own->hash_key == "user-7");
   CHECK(own->required == wire::Labels{{"disk", "ssd"}, {"gpu", "false"}});
   CHECK(own->zone == "us-2");
-  CHECK(own->locality == "same-zone");
+  CHECK(own->locality == wire::Locality::kSameZone);
   CHECK(own->max_rtt_ms == 20u);
   auto bare = ParseMemberLine("{}", defaults);
   REQUIRE(bare);
   CHECK(bare->hash_key == "all");
   CHECK(bare->required == wire::Labels{{"gpu", "true"}});
   CHECK(bare->zone == "eu-1");
-  CHECK(bare->locality == "cross-zone");
+  CHECK(bare->locality == wire::Locality::kCrossZone);
   CHECK(bare->max_rtt_ms == 50u);
   auto nothing = ParseMemberLine("{}", MemberDefaults{.type = "render"});
   REQUIRE(nothing);

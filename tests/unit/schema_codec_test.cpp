@@ -55,7 +55,7 @@ JobInfo SampleJob(std::string id) {
   job.hash_key = "customer-9";
   job.required = {{"gpu", "true"}};
   job.zone = "eu-1";
-  job.locality = "same-zone";
+  job.locality = Locality::kSameZone;
   job.max_rtt_ms = 20;
   job.waiting_reason = "needs gpu=true";
   return job;
@@ -76,7 +76,7 @@ JobSpec SampleSpec(std::string type) {
                  .hash_key = "customer-9",
                  .required = {{"gpu", "true"}},
                  .zone = "eu-1",
-                 .locality = "cross-zone",
+                 .locality = Locality::kCrossZone,
                  .max_rtt_ms = 20};
 }
 
@@ -170,7 +170,7 @@ JobRecord SampleRecord(std::uint64_t seq) {
   job.links.edit().hash_key = "customer-9";
   job.links.edit().required = {{"gpu", "true"}};
   job.links.edit().zone = "eu-1";
-  job.links.edit().locality = "same-zone";
+  job.links.edit().locality = Locality::kSameZone;
   job.links.edit().max_rtt_ms = 20;
   return job;
 }
@@ -195,7 +195,7 @@ ClientRequest SubmitSample() {
                                .hash_key = "customer-9",
                                .required = {{"gpu", "true"}, {"zone", "eu-1"}},
                                .zone = "eu-1",
-                               .locality = "any",
+                               .locality = Locality::kAny,
                                .max_rtt_ms = 50},
                        .key = "order-17"};
 }
