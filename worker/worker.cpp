@@ -186,11 +186,15 @@ class Worker::Loop {
   void Connect(Clock::time_point now) {
     // A dns:// broker is looked up again each time, so brokers added behind the name are found.
     if (auto endpoints = wire::ResolveEndpoints(options_.brokers); !endpoints) {
-      Logger()->warn("worker {}: {}; trying the addresses found before", options_.id,
-                     endpoints.error().message);
+      Logger()->warn("worker {}: {}; {}", options_.id, endpoints.error().message,
+                     endpoints_.empty() ? "will try again" : "trying the addresses found before");
     } else if (*endpoints != endpoints_) {
       Logger()->info("worker {}: brokers now {}", options_.id, fmt::join(*endpoints, ","));
       endpoints_ = std::move(*endpoints);
+    }
+    if (endpoints_.empty()) {
+      ScheduleReconnect(now);
+      return;
     }
     auto socket = wire::ConnectDealer(context_, Endpoint(), kMaxMessageBytes);
     if (!socket) {
@@ -242,7 +246,10 @@ class Worker::Loop {
     phase_ = Phase::kDisconnected;
     const auto delay = backoff_.Next(std::uniform_real_distribution<double>(0.0, 1.0)(random_));
     reconnect_at_ = now + delay;
-    Logger()->info("worker {}: reconnecting to {} in {}ms", options_.id, Endpoint(), delay.count());
+    Logger()->info(
+        "worker {}: reconnecting to {} in {}ms", options_.id,
+        endpoints_.empty() ? fmt::format("{}", fmt::join(options_.brokers, ",")) : Endpoint(),
+        delay.count());
   }
 
   void CheckTimers(Clock::time_point now) {
@@ -559,8 +566,16 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     return Fail("worker id must be 1-" + std::to_string(wire::limits::kMaxWorkerIdBytes) +
                 " bytes");
   }
+  for (const auto& broker : options_.brokers) {
+    if (Status checked = wire::CheckEndpoint(broker); !checked) return checked;
+  }
+  // A name that does not resolve yet (its DNS record is still to come) is looked up again at
+  // each attempt to connect, as after a lost broker.
   auto endpoints = wire::ResolveEndpoints(options_.brokers);
-  if (!endpoints) return Fail(endpoints.error().message);
+  if (!endpoints) {
+    Logger()->warn("worker {}: {}; will try again", options_.id, endpoints.error().message);
+    endpoints.emplace();
+  }
   {
     // A typo is caught here, not at failover.
     zmq::context_t probe(1);

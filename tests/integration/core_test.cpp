@@ -261,6 +261,23 @@ TEST_CASE("dns:// discovery: a worker and a client find the broker through a nam
       Run({BinPath("claw-client"), "--broker", "dns://no-such-host.invalid:" + port, "ping"});
   CHECK(unknown.Is(wire::ClientExit::kUnreachable));
   CHECK(unknown.err.find("cannot resolve dns://no-such-host.invalid:") != std::string::npos);
+  // A worker started before its name resolves keeps trying, with its reconnect backoff.
+  const std::string log = c.Path("worker-early.log");
+  auto early =
+      Process::Start({BinPath("claw-worker"), "--broker", "dns://no-such-host.invalid:" + port,
+                      "--id", "early", "--type", "upper", "--exec", "true"},
+                     log);
+  const auto attempts = [&] {
+    const std::string text = ReadFile(log);
+    const std::string line = "reconnecting to dns://no-such-host.invalid:";
+    int n = 0;
+    for (auto at = text.find(line); at != std::string::npos; at = text.find(line, at + 1)) ++n;
+    return n;
+  };
+  CHECK(WaitFor([&] { return attempts() >= 2; }, std::chrono::seconds(60)));
+  CHECK(early.Running());
+  early.Signal(SIGTERM);
+  CHECK(early.Wait(std::chrono::seconds(30)) == 0);
 }
 
 TEST_CASE("claw-client reports an unreachable broker with its exit code") {
