@@ -81,9 +81,7 @@ Status Core::Recover(Now now) {
   if (!keys) return std::unexpected(keys.error());
   for (auto& [key, seq] : *keys) keys_.emplace(std::move(key), seq);
   std::uint64_t unfinished = 0;
-  for (const auto& state : wire::kJobStates) {
-    if (IsPending(state.code)) unfinished += counts_[StateIndex(state.code)];
-  }
+  for (const JobState state : wire::kUnfinishedStates) unfinished += counts_[StateIndex(state)];
   jobs_.reserve(unfinished);
   std::uint64_t recovered = 0;
   std::uint64_t requeued = 0;
@@ -489,9 +487,7 @@ std::expected<Seq, Core::Refusal> Core::ResolveDependency(const std::string& id,
 
 std::optional<Core::Refusal> Core::AdmitTotal(std::uint64_t n) const {
   std::uint64_t pending = 0;
-  for (const auto& entry : wire::kJobStates) {
-    if (IsPending(entry.code)) pending += CountIn(entry.code);
-  }
+  for (const JobState state : wire::kUnfinishedStates) pending += CountIn(state);
   if (pending + n <= config_.max_pending) return std::nullopt;
   return Refusal{StatusCode::kQueueFull, "the broker holds " + std::to_string(pending) +
                                              " pending jobs and its limit is " +

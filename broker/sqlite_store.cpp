@@ -518,7 +518,7 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
   const std::string list_by_state_and_type = select + std::string(kListByStateAndTypeWhere);
   const std::string scan = select + std::string(kScanWhere);
   const std::string list_group = select + std::string(kListGroupWhere);
-  const std::array<std::pair<StmtPtr*, std::string_view>, 22> statements = {{
+  const std::array<std::pair<StmtPtr*, std::string_view>, 18> statements = {{
       {&list_group_, list_group},
       {&list_expired_, kListExpiredSql},
       {&delete_, kDeleteSql},
@@ -529,10 +529,6 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
       {&insert_, insert},
       {&update_, kUpdateSql},
       {&get_, get},
-      {&load_unfinished_[0], load_unfinished},
-      {&load_unfinished_[1], load_unfinished},
-      {&load_unfinished_[2], load_unfinished},
-      {&load_unfinished_[3], load_unfinished},
       {&load_keys_, kLoadKeysSql},
       {&list_all_, list_all},
       {&list_by_state_, list_by_state},
@@ -542,7 +538,13 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
       {&max_seq_, kMaxSeqSql},
       {&next_epoch_, kNextEpochSql},
   }};
-  return PrepareAll(statements);
+  if (Status status = PrepareAll(statements); !status) return status;
+  for (StmtPtr& cursor : load_unfinished_) {
+    Result<StmtPtr> prepared = Prepare(load_unfinished);
+    if (!prepared) return std::unexpected(std::move(prepared.error()));
+    cursor = std::move(*prepared);
+  }
+  return {};
 }
 
 Status SqliteJobStore::Migrate() {
@@ -681,19 +683,16 @@ Result<std::vector<Job>> SqliteJobStore::CollectJobs(sqlite3_stmt* stmt, std::st
 }
 
 Status SqliteJobStore::ForEachUnfinished(const std::function<void(Job&&)>& visit) {
-  constexpr std::array<wire::JobState, 4> kUnfinished = {
-      wire::JobState::kQueued, wire::JobState::kScheduled, wire::JobState::kRunning,
-      wire::JobState::kWaiting};
-  static_assert(kUnfinished.size() == std::tuple_size_v<decltype(load_unfinished_)>);
-  // Each state's rows come in seq order from the index (state, seq); the four cursors are merged
-  // by seq, so no row is sorted or held beyond the one handed over.
-  std::array<sqlite3_stmt*, 4> cursors{};
-  std::array<bool, 4> on_row{};
-  for (std::size_t i = 0; i < cursors.size(); ++i) cursors[i] = load_unfinished_[i].get();
-  const ScopedReset reset_queued(cursors[0]);
-  const ScopedReset reset_scheduled(cursors[1]);
-  const ScopedReset reset_running(cursors[2]);
-  const ScopedReset reset_waiting(cursors[3]);
+  // Each state's rows come in seq order from the index (state, seq); the cursors are merged by
+  // seq, so no row is sorted or held beyond the one handed over.
+  constexpr std::size_t n = wire::kUnfinishedStates.size();
+  std::array<sqlite3_stmt*, n> cursors{};
+  std::array<bool, n> on_row{};
+  std::array<std::optional<ScopedReset>, n> resets;
+  for (std::size_t i = 0; i < n; ++i) {
+    cursors[i] = load_unfinished_[i].get();
+    resets[i].emplace(cursors[i]);
+  }
   const auto step = [&](std::size_t i) -> Status {
     const int rc = sqlite3_step(cursors[i]);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) return SqlError("loading unfinished jobs");
@@ -701,7 +700,7 @@ Status SqliteJobStore::ForEachUnfinished(const std::function<void(Job&&)>& visit
     return {};
   };
   for (std::size_t i = 0; i < cursors.size(); ++i) {
-    if (BindText(cursors[i], 1, wire::Name(kUnfinished[i])) != SQLITE_OK) {
+    if (BindText(cursors[i], 1, wire::Name(wire::kUnfinishedStates[i])) != SQLITE_OK) {
       return SqlError("loading unfinished jobs");
     }
     if (Status status = step(i); !status) return status;

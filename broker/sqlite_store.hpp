@@ -114,8 +114,8 @@ class SqliteJobStore final : public JobStore {
   StmtPtr insert_;
   StmtPtr update_;
   StmtPtr get_;
-  // One cursor per unfinished state (queued, scheduled, running, waiting), merged by seq.
-  std::array<StmtPtr, 4> load_unfinished_;
+  // One cursor per unfinished state, merged by seq.
+  std::array<StmtPtr, wire::kUnfinishedStates.size()> load_unfinished_;
   StmtPtr load_keys_;
   StmtPtr list_all_;
   StmtPtr list_by_state_;

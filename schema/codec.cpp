@@ -1369,10 +1369,6 @@ std::optional<JobState> ParseJobState(std::string_view name) {
   return std::nullopt;
 }
 
-bool IsFinal(JobState state) {
-  return state == JobState::kSucceeded || state == JobState::kDead || state == JobState::kCancelled;
-}
-
 std::uint64_t CountOf(const std::map<std::string, std::uint64_t>& counts, JobState state) {
   const auto it = counts.find(std::string(Name(state)));
   return it == counts.end() ? 0 : it->second;

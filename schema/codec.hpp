@@ -9,6 +9,9 @@
 // wrong and carries enough of the request (dialog, command, rid) to answer it.
 #pragma once
 
+#include <algorithm>
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -611,7 +614,20 @@ Result<PeerMessage> DecodePeerMessage(std::span<const std::string_view> frames,
 
 std::string_view Name(JobState state);
 std::optional<JobState> ParseJobState(std::string_view name);
-bool IsFinal(JobState state);
+constexpr bool IsFinal(JobState state) {
+  return state == JobState::kSucceeded || state == JobState::kDead || state == JobState::kCancelled;
+}
+// The states a job can still leave, in protocol.yaml's order.
+inline constexpr std::size_t kUnfinishedStateCount =
+    std::ranges::count_if(kJobStates, [](const auto& state) { return !IsFinal(state.code); });
+inline constexpr std::array<JobState, kUnfinishedStateCount> kUnfinishedStates = [] {
+  std::array<JobState, kUnfinishedStateCount> states{};
+  std::size_t i = 0;
+  for (const auto& state : kJobStates) {
+    if (!IsFinal(state.code)) states[i++] = state.code;
+  }
+  return states;
+}();
 // The count for `state` in a map of state name to count (GroupInfo::counts, ClusterInfo::jobs);
 // 0 when it is absent.
 std::uint64_t CountOf(const std::map<std::string, std::uint64_t>& counts, JobState state);

@@ -43,6 +43,9 @@ TEST_CASE("succeeded, dead and cancelled are the final states") {
   CHECK_FALSE(IsFinal(JobState::kQueued));
   CHECK_FALSE(IsFinal(JobState::kScheduled));
   CHECK_FALSE(IsFinal(JobState::kRunning));
+  CHECK_FALSE(IsFinal(JobState::kWaiting));
+  CHECK(kUnfinishedStates == std::array{JobState::kQueued, JobState::kScheduled, JobState::kWaiting,
+                                        JobState::kRunning});
 }
 
 TEST_CASE("status codes and command codes carry the names protocol.yaml gives them") {
