@@ -821,16 +821,20 @@ std::optional<Seq> Core::HeldSeq(const WorkerState& w, const std::string& id,
 
 Job* Core::CurrentJob(const WorkerState& w, const std::string& id, std::uint64_t lease) {
   const auto seq = HeldSeq(w, id, lease);
-  if (!seq) return nullptr;
-  auto current = leases_.find(*seq);
-  return current != leases_.end() && current->second == lease ? &jobs_.at(*seq) : nullptr;
+  return seq ? LeasedJob(*seq, lease) : nullptr;
+}
+
+Job* Core::LeasedJob(Seq seq, std::uint64_t lease) {
+  auto current = leases_.find(seq);
+  return current != leases_.end() && current->second == lease ? &jobs_.at(seq) : nullptr;
 }
 
 Job* Core::EndLease(WorkerState& w, const std::string& id, std::uint64_t lease,
                     std::string_view what) {
-  Job* job = CurrentJob(w, id, lease);
+  const auto seq = HeldSeq(w, id, lease);
+  Job* job = seq ? LeasedJob(*seq, lease) : nullptr;
   // A reply quoting another job's lease frees nothing.
-  if (HeldSeq(w, id, lease)) ReleaseSlot(w, lease);
+  if (seq) ReleaseSlot(w, lease);
   if (job == nullptr) {
     spdlog::warn("job {} worker={}: {} for lease {} ignored: that lease has ended", id, w.id, what,
                  lease);
@@ -1221,19 +1225,19 @@ void Core::RemoveWorker(const std::string& routing_id, const std::string& why, N
   spdlog::info("worker {} removed: {} ({} jobs in hand)", w.id, why, w.leases.size());
   if (!w.draining) Unlist(routing_id, w);
   for (const auto& [lease, seq] : w.leases) {
-    auto current = leases_.find(seq);
-    if (current == leases_.end() || current->second != lease) continue;
-    Job& job = jobs_.at(seq);
+    Job* current = LeasedJob(seq, lease);
+    if (current == nullptr) continue;
+    Job& job = *current;
     const std::string error = "worker " + w.id + " lost: " + why;
     if (w.unstarted.contains(lease)) {
       // It never started there: queued again at once, the attempt given back.
-      leases_.erase(current);
+      leases_.erase(seq);
       Requeue(job, true, now);
     } else if (config_.migration.MovesRunning() &&
                Decide(job.attempts, job.max_attempts, false) == AfterFailure::kRetry) {
       // Migrated: queued again at once, to resume from its last checkpoint elsewhere. The
       // attempt counts (the job may be what killed the worker).
-      leases_.erase(current);
+      leases_.erase(seq);
       job.error = error + "; moved to another worker";
       Requeue(job, false, now);
     } else {
@@ -1340,12 +1344,11 @@ void Core::HandleDrain(const wire::Envelope& from, const wire::DrainRequest& r, 
 std::uint64_t Core::MigrateJobs(WorkerState& w, const std::string& why, Now now) {
   std::uint64_t moved = 0;
   for (const auto& [lease, seq] : w.leases) {
-    auto current = leases_.find(seq);
-    if (current == leases_.end() || current->second != lease) continue;
+    Job* job = LeasedJob(seq, lease);
+    if (job == nullptr) continue;
     RevokeLease(w, seq, lease, why + ": moved to another worker", now);
-    Job& job = jobs_.at(seq);
-    job.error = why + "; moved";
-    Requeue(job, true, now);  // not the job's fault
+    job->error = why + "; moved";
+    Requeue(*job, true, now);  // not the job's fault
     ++moved;
   }
   return moved;

@@ -237,6 +237,8 @@ class Core {
                              std::uint64_t lease) const;
   // That job, if `lease` is also its current lease; nullptr for a late or foreign report.
   Job* CurrentJob(const WorkerState& w, const std::string& id, std::uint64_t lease);
+  // Job `seq`, if `lease` is its current lease.
+  Job* LeasedJob(Seq seq, std::uint64_t lease);
 
   void Reply(const wire::Envelope& to, wire::ClientReply reply);
   static DeferredReply Defer(const wire::Envelope& to, const wire::ClientReply& reply);
