@@ -119,11 +119,11 @@ class Loader {
   Status Cluster(const YAML::Node& n, const std::string& path) {
     return Section(n, path,
                    {
-                       {"name", Str(c_.cluster.name)},
-                       {"region", Str(c_.cluster.region)},
+                       {"name", Str(c_.core.cluster.name)},
+                       {"region", Str(c_.core.cluster.region)},
                        {"nodes",
                         [&](const YAML::Node& list, const std::string& key) {
-                          c_.cluster.nodes.clear();
+                          c_.core.cluster.nodes.clear();
                           return Sequence(list, key,
                                           [&](const YAML::Node& e, const std::string& k) {
                                             return Node(e, k);
@@ -134,7 +134,7 @@ class Loader {
   }
 
   Status Node(const YAML::Node& n, const std::string& path) {
-    NodeConfig& node = c_.cluster.nodes.emplace_back();
+    NodeConfig& node = c_.core.cluster.nodes.emplace_back();
     return Section(n, path,
                    {
                        {"id", Str(node.id)},
@@ -148,26 +148,26 @@ class Loader {
 
   Status Discovery(const YAML::Node& n, const std::string& path) {
     // A section that states its type starts from scratch: the other type's keys are not kept.
-    if (n.IsMap() && n["type"]) c_.cluster.discovery = DiscoveryConfig{};
+    if (n.IsMap() && n["type"]) c_.core.cluster.discovery = DiscoveryConfig{};
     return Section(
         n, path,
         {
-            {"type", Choice(c_.cluster.discovery.type,
+            {"type", Choice(c_.core.cluster.discovery.type,
                             {{"static", DiscoveryType::kStatic}, {"dns", DiscoveryType::kDns}})},
             {"endpoints",
              [&](const YAML::Node& list, const std::string& key) {
-               auto& endpoints = c_.cluster.discovery.endpoints;
+               auto& endpoints = c_.core.cluster.discovery.endpoints;
                endpoints.clear();
                return Sequence(list, key, [&](const YAML::Node& e, const std::string& k) {
                  return Str(endpoints.emplace_back())(e, k);
                });
              }},
-            {"name", Str(c_.cluster.discovery.name)},
+            {"name", Str(c_.core.cluster.discovery.name)},
         });
   }
 
   Status Distribution(const YAML::Node& n, const std::string& path) {
-    auto& s = c_.scheduling;
+    auto& s = c_.core.scheduling;
     return Section(
         n, path,
         {
@@ -200,7 +200,7 @@ class Loader {
         n, path,
         {
             {"type", Only("priority", "the only queue type is 'priority'")},
-            {"priority", Parsed(c_.scheduling.default_priority, wire::ParsePriority,
+            {"priority", Parsed(c_.core.scheduling.default_priority, wire::ParsePriority,
                                 "low, normal, high, critical or a number 0-9")},
             {"maxPending", Uint(c_.core.max_pending)},
             {"maxPendingPerType", Uint(c_.core.max_pending_per_type)},
@@ -221,10 +221,10 @@ class Loader {
   }
 
   Status FaultTolerance(const YAML::Node& n, const std::string& path) {
-    auto& health = c_.health;
+    auto& health = c_.core.health;
     auto& failover = c_.failover;
-    auto& migration = c_.migration;
-    auto& breaker = c_.breaker;
+    auto& migration = c_.core.migration;
+    auto& breaker = c_.core.breaker;
     return Section(
         n, path,
         {
@@ -440,9 +440,9 @@ std::optional<Invalid> Check(const BrokerConfig& c) {
       return Invalid{"broker.pair.peer", "a broker pair needs peer (--peer)"};
     if (c.pair.heartbeat_ms == 0) return Invalid{"broker.pair.heartbeat", "must be > 0"};
   }
-  if (auto bad = CheckCluster(c.cluster)) return bad;
+  if (auto bad = CheckCluster(c.core.cluster)) return bad;
 
-  const auto& s = c.scheduling;
+  const auto& s = c.core.scheduling;
   if (s.rebalance_interval_ms == 0)
     return Invalid{"distribution.adaptive.rebalanceInterval", "must be > 0"};
   if (!(s.threshold >= 0.0 && s.threshold <= 1.0)) {
@@ -456,7 +456,7 @@ std::optional<Invalid> Check(const BrokerConfig& c) {
   if (c.core.jitter_percent > 100)
     return Invalid{queue + "retryPolicy.jitterPercent", "must be 0-100"};
 
-  const auto& h = c.health;
+  const auto& h = c.core.health;
   if (h.interval_ms == 0) return Invalid{ft + "healthCheck.interval", "must be > 0"};
   if (h.timeout_ms == 0) return Invalid{ft + "healthCheck.timeout", "must be > 0"};
   if (h.timeout_ms > h.interval_ms) {
@@ -479,9 +479,9 @@ std::optional<Invalid> Check(const BrokerConfig& c) {
     return Invalid{ft + "failover.strategy",
                    "none contradicts broker.pair (a pair fails over binary-star)"};
   }
-  if (c.migration.checkpoint_interval_ms == 0)
+  if (c.core.migration.checkpoint_interval_ms == 0)
     return Invalid{ft + "taskMigration.checkpointInterval", "must be > 0"};
-  const auto& b = c.breaker;
+  const auto& b = c.core.breaker;
   if (b.failure_threshold == 0)
     return Invalid{ft + "circuitBreaker.failureThreshold", "must be >= 1"};
   if (b.recovery_timeout_ms == 0)

@@ -38,14 +38,11 @@ struct BrokerConfig {
   // SQLite synchronous mode: "full" (every commit fsync'd: ACCEPTED survives power loss),
   // "normal" (survives a broker crash, not power loss) or "off".
   std::string durability = "full";
+  // Also cluster (core.cluster), distribution (core.scheduling) and faultTolerance's
+  // healthCheck, circuitBreaker and taskMigration (core.health, core.breaker, core.migration).
   CoreConfig core;
   PairConfig pair;
-  ClusterConfig cluster;        // cluster
-  SchedulingConfig scheduling;  // distribution (strategy, adaptive, routing, default priority)
-  HealthConfig health;          // faultTolerance.healthCheck
-  BreakerConfig breaker;        // faultTolerance.circuitBreaker
-  FailoverConfig failover;      // faultTolerance.failover
-  MigrationConfig migration;    // faultTolerance.taskMigration
+  FailoverConfig failover;  // faultTolerance.failover
   bool operator==(const BrokerConfig&) const = default;
 };
 

@@ -65,8 +65,9 @@ Core::Core(CoreConfig config, JobStore& reader, std::uint64_t epoch, std::uint64
       epoch_(epoch),
       rng_(seed),
       scheduler_(config_.scheduling) {
-  for (std::size_t i = 0; i < config_.nodes.size(); ++i) {
-    if (config_.nodes[i].role == NodeRole::kWorker) worker_nodes_.emplace(config_.nodes[i].id, i);
+  for (std::size_t i = 0; i < config_.cluster.nodes.size(); ++i) {
+    if (config_.cluster.nodes[i].role == NodeRole::kWorker)
+      worker_nodes_.emplace(config_.cluster.nodes[i].id, i);
   }
 }
 
@@ -781,7 +782,7 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   w.labels = m.labels;
   if (auto it = worker_nodes_.find(w.id); it != worker_nodes_.end()) {
     // A declared node: its capacity bounds the worker's, its zone is the default zone label.
-    const NodeConfig& node = config_.nodes[it->second];
+    const NodeConfig& node = config_.cluster.nodes[it->second];
     if (node.capacity != 0 && node.capacity < w.capacity) {
       // The worker would run whatever it holds up to its own capacity: no prefetch then.
       spdlog::info(
@@ -1773,8 +1774,8 @@ wire::ClusterInfo Core::Cluster(Now now) const {
   for (const auto& d : ready_.Depths()) info.queues.push_back({d.type, d.priority, d.depth});
   info.malformed = malformed_;
   if (pair_info_) info.pair = pair_info_(now);
-  info.name = config_.cluster_name;
-  for (const auto& node : config_.nodes) {
+  info.name = config_.cluster.name;
+  for (const auto& node : config_.cluster.nodes) {
     wire::NodeInfo& ni = info.nodes.emplace_back();
     ni.id = node.id;
     ni.host = node.host;

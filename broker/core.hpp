@@ -85,9 +85,8 @@ struct CoreConfig {
   // What happens to the jobs a worker is running when it is drained, its breaker opens or it
   // is lost: with migrate_in_progress they are queued again at once, checkpoint kept.
   MigrationConfig migration;
-  // cluster.name and cluster.nodes: a worker node is the worker with its id (NodeConfig).
-  std::string cluster_name = "claw";
-  std::vector<NodeConfig> nodes;
+  // The cluster section: its name, and its nodes (a worker node is the worker with its id).
+  ClusterConfig cluster;
   bool operator==(const CoreConfig&) const = default;
 };
 
@@ -379,7 +378,8 @@ class Core {
   std::unordered_map<std::string, WorkerState> workers_;     // by routing id
   std::unordered_map<std::string, std::string> worker_ids_;  // worker id -> routing id
   std::unordered_map<std::string, TypeWorkers> type_workers_;
-  std::unordered_map<std::string, std::size_t> worker_nodes_;  // id -> index in config_.nodes
+  std::unordered_map<std::string, std::size_t>
+      worker_nodes_;  // id -> index in config_.cluster.nodes
   Scheduler scheduler_;
   std::vector<CandidateView> candidates_;        // PickWorker's scratch: views, and
   std::vector<WorkerState*> candidate_workers_;  // the workers they show

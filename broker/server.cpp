@@ -123,12 +123,6 @@ Status Server::BecomeActive(Now now) {
   if (!epoch) return std::unexpected(epoch.error());
   epoch_ = *epoch;
   CoreConfig core_config = config_.core;
-  core_config.scheduling = config_.scheduling;
-  core_config.breaker = config_.breaker;
-  core_config.health = config_.health;
-  core_config.migration = config_.migration;
-  core_config.cluster_name = config_.cluster.name;
-  core_config.nodes = config_.cluster.nodes;
   core_config.role = config_.pair.enabled ? "active" : "standalone";
   core_ = std::make_unique<Core>(core_config, *reader_, epoch_, std::random_device{}());
   core_->set_pair_info([this](Now at) { return PairInfo(at); });

@@ -111,7 +111,7 @@ faultTolerance:
 )",
                             "claw.yaml", {});
   REQUIRE_MESSAGE(config.has_value(), config.error().message);
-  const auto& cluster = config->cluster;
+  const auto& cluster = config->core.cluster;
   CHECK(cluster.name == "render-farm");
   CHECK(cluster.region == "eu-west-1");
   REQUIRE(cluster.nodes.size() == 2);
@@ -126,7 +126,7 @@ faultTolerance:
   CHECK(cluster.discovery.type == DiscoveryType::kDns);
   CHECK(cluster.discovery.name == "claw.internal:5555");
 
-  const auto& s = config->scheduling;
+  const auto& s = config->core.scheduling;
   CHECK(s.strategy == Strategy::kAdaptive);
   CHECK(s.rebalance_interval_ms == 60000);
   CHECK(s.threshold == doctest::Approx(0.75));
@@ -135,19 +135,19 @@ faultTolerance:
   CHECK(s.anti_affinity);
   CHECK(s.locality == Locality::kCrossZone);
 
-  CHECK(config->health.interval_ms == 10000);
-  CHECK(config->health.timeout_ms == 2000);
-  CHECK(config->health.unhealthy_threshold == 4);
-  CHECK(config->health.healthy_threshold == 3);
+  CHECK(config->core.health.interval_ms == 10000);
+  CHECK(config->core.health.timeout_ms == 2000);
+  CHECK(config->core.health.unhealthy_threshold == 4);
+  CHECK(config->core.health.healthy_threshold == 3);
   CHECK(config->failover.kind == FailoverKind::kBinaryStar);
   CHECK(config->failover.failover_time_ms == 5000);
-  CHECK(!config->migration.enabled);
-  CHECK(!config->migration.migrate_in_progress);
-  CHECK(config->migration.checkpoint_interval_ms == 30000);
-  CHECK(!config->breaker.enabled);
-  CHECK(config->breaker.failure_threshold == 7);
-  CHECK(config->breaker.recovery_timeout_ms == 60000);
-  CHECK(config->breaker.half_open_requests == 2);
+  CHECK(!config->core.migration.enabled);
+  CHECK(!config->core.migration.migrate_in_progress);
+  CHECK(config->core.migration.checkpoint_interval_ms == 30000);
+  CHECK(!config->core.breaker.enabled);
+  CHECK(config->core.breaker.failure_threshold == 7);
+  CHECK(config->core.breaker.recovery_timeout_ms == 60000);
+  CHECK(config->core.breaker.half_open_requests == 2);
 }
 
 TEST_CASE("config: static discovery lists endpoints; a priority may be a number") {
@@ -163,11 +163,11 @@ distribution:
 )",
                             "claw.yaml", {});
   REQUIRE_MESSAGE(config.has_value(), config.error().message);
-  CHECK(config->cluster.discovery.type == DiscoveryType::kStatic);
-  CHECK(config->cluster.discovery.endpoints ==
+  CHECK(config->core.cluster.discovery.type == DiscoveryType::kStatic);
+  CHECK(config->core.cluster.discovery.endpoints ==
         std::vector<std::string>{"tcp://a:5555", "tcp://b:5555"});
-  CHECK(config->scheduling.strategy == Strategy::kHash);
-  CHECK(config->scheduling.default_priority == 3);
+  CHECK(config->core.scheduling.strategy == Strategy::kHash);
+  CHECK(config->core.scheduling.default_priority == 3);
 }
 
 TEST_CASE("config: an unknown key is an error naming file, line and key") {
@@ -313,12 +313,12 @@ broker:
 TEST_CASE("config: Validate names the key of a bad value set in code or by a flag") {
   BrokerConfig config;
   CHECK(Validate(config).has_value());
-  config.health.healthy_threshold = 0;
+  config.core.health.healthy_threshold = 0;
   REQUIRE(!Validate(config).has_value());
   CHECK(Validate(config).error().message ==
         "faultTolerance.healthCheck.healthyThreshold: must be >= 1");
   config = {};
-  config.scheduling.threshold = -0.1;
+  config.core.scheduling.threshold = -0.1;
   REQUIRE(!Validate(config).has_value());
   CHECK(Validate(config).error().message.starts_with("distribution.adaptive.threshold"));
   config = {};
@@ -367,19 +367,20 @@ cluster:
 )");
   auto config = LoadConfigFiles({base, site}, {});
   REQUIRE_MESSAGE(config.has_value(), config.error().message);
-  CHECK(config->scheduling.strategy == Strategy::kHash);
-  CHECK(config->scheduling.threshold == doctest::Approx(0.5));  // only in the first file
-  REQUIRE(config->cluster.nodes.size() == 1);
-  CHECK(config->cluster.nodes[0].id == "c");
-  CHECK(config->cluster.discovery.type == DiscoveryType::kDns);
-  CHECK(config->cluster.discovery.endpoints.empty());  // the dns section replaced the static one
-  CHECK(config->cluster.discovery.name == "claw.site:5555");
+  CHECK(config->core.scheduling.strategy == Strategy::kHash);
+  CHECK(config->core.scheduling.threshold == doctest::Approx(0.5));  // only in the first file
+  REQUIRE(config->core.cluster.nodes.size() == 1);
+  CHECK(config->core.cluster.nodes[0].id == "c");
+  CHECK(config->core.cluster.discovery.type == DiscoveryType::kDns);
+  CHECK(
+      config->core.cluster.discovery.endpoints.empty());  // the dns section replaced the static one
+  CHECK(config->core.cluster.discovery.name == "claw.site:5555");
 
   auto reversed = LoadConfigFiles({site, base}, {});
   REQUIRE_MESSAGE(reversed.has_value(), reversed.error().message);
-  CHECK(reversed->scheduling.strategy == Strategy::kRoundRobin);
-  CHECK(reversed->cluster.nodes.size() == 2);
-  CHECK(reversed->cluster.discovery.type == DiscoveryType::kStatic);
+  CHECK(reversed->core.scheduling.strategy == Strategy::kRoundRobin);
+  CHECK(reversed->core.cluster.nodes.size() == 2);
+  CHECK(reversed->core.cluster.discovery.type == DiscoveryType::kStatic);
 }
 
 TEST_CASE("config: validation waits for every file, and an error names the file that set it") {
@@ -411,14 +412,14 @@ TEST_CASE("config: the example file parses and states exactly the defaults") {
   REQUIRE_MESSAGE(example.has_value(), example.error().message);
   const BrokerConfig defaults;
   // Section by section, so that a failure says where; then the whole, so no field is missed.
+  CHECK(example->core.cluster == defaults.core.cluster);
+  CHECK(example->core.scheduling == defaults.core.scheduling);
+  CHECK(example->core.health == defaults.core.health);
+  CHECK(example->core.breaker == defaults.core.breaker);
+  CHECK(example->core.migration == defaults.core.migration);
   CHECK(example->core == defaults.core);
   CHECK(example->pair == defaults.pair);
-  CHECK(example->cluster == defaults.cluster);
-  CHECK(example->scheduling == defaults.scheduling);
-  CHECK(example->health == defaults.health);
-  CHECK(example->breaker == defaults.breaker);
   CHECK(example->failover == defaults.failover);
-  CHECK(example->migration == defaults.migration);
   CHECK(*example == defaults);
 }
 

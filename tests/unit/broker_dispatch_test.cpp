@@ -366,7 +366,7 @@ TEST_CASE("adaptive: an overloaded worker's unstarted jobs are recalled for a le
 
 TEST_CASE("nodes: a declared node's capacity also ends its worker's prefetch") {
   CoreConfig config = TestConfig();
-  config.nodes = {{.id = "w1", .host = "h", .capacity = 2}};
+  config.cluster.nodes = {{.id = "w1", .host = "h", .capacity = 2}};
   Harness h(config);
   h.SendWorker("w1", wire::Ready{.worker_id = "w1", .types = {"t"}, .capacity = 4, .prefetch = 2});
   CHECK(h.Cluster().workers.at(0).capacity == 2);
@@ -377,10 +377,10 @@ TEST_CASE("nodes: a declared node's capacity also ends its worker's prefetch") {
 
 TEST_CASE("nodes: a declared worker node bounds its worker's capacity and gives its zone") {
   CoreConfig config = TestConfig();
-  config.cluster_name = "crawl";
-  config.nodes = {{.id = "c1", .host = "10.0.1.10", .role = NodeRole::kCoordinator},
-                  {.id = "w1", .host = "10.0.1.11", .capacity = 2, .zone = "eu-1"},
-                  {.id = "w2", .host = "10.0.1.12", .capacity = 8}};
+  config.cluster.name = "crawl";
+  config.cluster.nodes = {{.id = "c1", .host = "10.0.1.10", .role = NodeRole::kCoordinator},
+                          {.id = "w1", .host = "10.0.1.11", .capacity = 2, .zone = "eu-1"},
+                          {.id = "w2", .host = "10.0.1.12", .capacity = 8}};
   Harness h(config);
   h.Ready("w1", {"t"}, 4);
   h.SendWorker(
