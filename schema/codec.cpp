@@ -526,30 +526,21 @@ bool Read(const msgpack::object& o, Bytes b) {
   }
   return Read(o, b.out);
 }
-bool Read(const msgpack::object& o, JobState& out) {
+// An enum sent as its name, parsed by `parse`.
+template <typename Enum>
+bool ReadName(const msgpack::object& o, Enum& out, std::optional<Enum> (*parse)(std::string_view)) {
   std::string name;
   if (!Read(o, name)) return false;
-  auto state = ParseJobState(name);
-  if (!state) return false;
-  out = *state;
+  const std::optional<Enum> value = parse(name);
+  if (!value) return false;
+  out = *value;
   return true;
 }
+bool Read(const msgpack::object& o, JobState& out) { return ReadName(o, out, ParseJobState); }
 bool Read(const msgpack::object& o, DependencyPolicy& out) {
-  std::string name;
-  if (!Read(o, name)) return false;
-  auto policy = ParseDependencyPolicy(name);
-  if (!policy) return false;
-  out = *policy;
-  return true;
+  return ReadName(o, out, ParseDependencyPolicy);
 }
-bool Read(const msgpack::object& o, Locality& out) {
-  std::string name;
-  if (!Read(o, name)) return false;
-  auto locality = ParseLocality(name);
-  if (!locality) return false;
-  out = *locality;
-  return true;
-}
+bool Read(const msgpack::object& o, Locality& out) { return ReadName(o, out, ParseLocality); }
 bool Read(const msgpack::object& o, std::vector<std::string>& out) {
   if (o.type != msgpack::type::ARRAY) return false;
   out.clear();
