@@ -186,8 +186,10 @@ Status CheckEndpoint(std::string_view spec) {
               "': expected tcp://host:port, ipc://path, inproc://name or dns://host:port");
 }
 
-Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs) {
+Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs,
+                                                  std::vector<std::string>* unresolved) {
   std::vector<std::string> endpoints;
+  std::optional<std::string> first_failure;
   for (const auto& spec : specs) {
     if (auto ok = CheckEndpoint(spec); !ok) return std::unexpected(ok.error());
     if (!spec.starts_with(kDnsScheme)) {
@@ -196,11 +198,17 @@ Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>
     }
     const HostPort name = *SplitHostPort(std::string_view(spec).substr(kDnsScheme.size()));
     auto addresses = Addresses(name.host, name.port);
-    if (!addresses) return Fail("cannot resolve " + spec + ": " + addresses.error().message);
+    if (!addresses) {
+      std::string failure = "cannot resolve " + spec + ": " + addresses.error().message;
+      if (unresolved != nullptr) unresolved->push_back(failure);
+      if (!first_failure) first_failure = std::move(failure);
+      continue;
+    }
     for (const auto& address : *addresses) {
       endpoints.push_back(std::string(kTcpScheme) + address + ":" + name.port);
     }
   }
+  if (endpoints.empty() && first_failure) return Fail(std::move(*first_failure));
   return endpoints;
 }
 

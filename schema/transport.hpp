@@ -66,10 +66,12 @@ Status CheckEndpoint(std::string_view spec);
 
 // Broker endpoints as ZeroMQ takes them: "dns://host:port" becomes "tcp://ADDR:port" for each
 // IPv4 address the name resolves to, sorted (DNS discovery: one name, several brokers); any
-// other endpoint is kept as it is. Fails naming the entry that CheckEndpoint refuses or that
-// does not resolve.
+// other endpoint is kept as it is. A name that does not resolve is left out, its error added to
+// `unresolved` when given, so that the other brokers can still be reached. Fails naming the entry
+// that CheckEndpoint refuses, or the first that did not resolve when none is left.
 // Blocks while the resolver works.
-Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs);
+Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs,
+                                                  std::vector<std::string>* unresolved = nullptr);
 
 // The frames of `parts` as views, for the Decode functions.
 std::vector<std::string_view> Views(const std::vector<std::string>& parts);

@@ -185,10 +185,15 @@ class Worker::Loop {
 
   void Connect(Clock::time_point now) {
     // A dns:// broker is looked up again each time, so brokers added behind the name are found.
-    if (auto endpoints = wire::ResolveEndpoints(options_.brokers); !endpoints) {
-      Logger()->warn("worker {}: {}; {}", options_.id, endpoints.error().message,
-                     endpoints_.empty() ? "will try again" : "trying the addresses found before");
-    } else if (*endpoints != endpoints_) {
+    std::vector<std::string> unresolved;
+    auto endpoints = wire::ResolveEndpoints(options_.brokers, &unresolved);
+    const char* then = endpoints            ? "going on with the other brokers"
+                       : endpoints_.empty() ? "will try again"
+                                            : "trying the addresses found before";
+    for (const auto& failure : unresolved) {
+      Logger()->warn("worker {}: {}; {}", options_.id, failure, then);
+    }
+    if (endpoints && *endpoints != endpoints_) {
       Logger()->info("worker {}: brokers now {}", options_.id, fmt::join(*endpoints, ","));
       endpoints_ = std::move(*endpoints);
     }
@@ -569,22 +574,19 @@ Status Worker::Run(const std::atomic<bool>& stop) {
   for (const auto& broker : options_.brokers) {
     if (Status checked = wire::CheckEndpoint(broker); !checked) return checked;
   }
-  // A name that does not resolve yet (its DNS record is still to come) is looked up again at
-  // each attempt to connect, as after a lost broker.
-  auto endpoints = wire::ResolveEndpoints(options_.brokers);
-  if (!endpoints) {
-    Logger()->warn("worker {}: {}; will try again", options_.id, endpoints.error().message);
-    endpoints.emplace();
-  }
+  // A name that does not resolve yet (its DNS record is still to come) is left to the loop, which
+  // looks the names up again at each attempt to connect.
+  std::vector<std::string> endpoints =
+      wire::ResolveEndpoints(options_.brokers).value_or(std::vector<std::string>{});
   {
     // A typo is caught here, not at failover.
     zmq::context_t probe(1);
-    for (const auto& endpoint : *endpoints) {
+    for (const auto& endpoint : endpoints) {
       auto socket = wire::ConnectDealer(probe, endpoint, kMaxMessageBytes);
       if (!socket) return Fail(socket.error().message);
     }
   }
-  Loop loop(options_, std::move(*endpoints), handler_);
+  Loop loop(options_, std::move(endpoints), handler_);
   return loop.Run(stop);
 }
 

@@ -278,6 +278,19 @@ TEST_CASE("dns:// discovery: a worker and a client find the broker through a nam
   CHECK(early.Running());
   early.Signal(SIGTERM);
   CHECK(early.Wait(std::chrono::seconds(30)) == 0);
+  // Beside a broker it can reach, a name that does not resolve is only a warning.
+  auto mixed = Process::Start({BinPath("claw-worker"), "--broker",
+                               "dns://no-such-host.invalid:" + port + "," + c.endpoint(), "--id",
+                               "mixed", "--type", "upper", "--exec", "true"},
+                              c.Path("worker-mixed.log"));
+  CHECK_MESSAGE(WaitFor([&] {
+                  const auto cluster = c.Json({"cluster"});
+                  for (const auto& w : cluster["workers"]) {
+                    if (w["id"] == "mixed") return true;
+                  }
+                  return false;
+                }),
+                ReadFile(c.Path("worker-mixed.log")));
 }
 
 TEST_CASE("claw-client reports an unreachable broker with its exit code") {

@@ -32,6 +32,16 @@ TEST_CASE(
   CHECK(unknown.error().message.starts_with("cannot resolve dns://no-such-host.invalid:5555: "));
 }
 
+TEST_CASE("endpoints: a name that does not resolve is left out, and the others are kept") {
+  std::vector<std::string> unresolved;
+  auto resolved =
+      ResolveEndpoints({"dns://no-such-host.invalid:5555", "tcp://10.0.0.1:5555"}, &unresolved);
+  REQUIRE_MESSAGE(resolved.has_value(), resolved.error().message);
+  CHECK(*resolved == std::vector<std::string>{"tcp://10.0.0.1:5555"});
+  REQUIRE(unresolved.size() == 1);
+  CHECK(unresolved[0].starts_with("cannot resolve dns://no-such-host.invalid:5555: "));
+}
+
 TEST_CASE("endpoints: only ZeroMQ's schemes and dns:// are accepted") {
   for (const char* good :
        {"tcp://h:1", "tcp://[::1]:65535", "ipc:///tmp/x", "inproc://x", "dns://h:1"}) {
