@@ -760,11 +760,13 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   }
   std::unordered_map<std::uint64_t, Seq> leases;
   std::unordered_map<std::uint64_t, bool> unstarted;
+  std::int64_t last_started_ms = 0;
   if (WorkerState* old = FindWorker(from.routing_id)) {
     // A READY again on the same connection keeps its jobs: re-register without failing them.
     if (!old->draining) Unlist(from.routing_id, *old);
     leases = std::move(old->leases);
     unstarted = std::move(old->unstarted);
+    last_started_ms = old->last_started_ms;
     if (auto id = worker_ids_.find(old->id);
         id != worker_ids_.end() && id->second == from.routing_id) {
       worker_ids_.erase(id);
@@ -799,6 +801,7 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   }
   w.leases = std::move(leases);
   w.unstarted = std::move(unstarted);
+  w.last_started_ms = last_started_ms;
   w.last_heard_ms = now.mono_ms;
   w.health = NewHealthState(config_.health, now.mono_ms);
   worker_ids_[w.id] = from.routing_id;

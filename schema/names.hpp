@@ -1,6 +1,7 @@
 // The protocol's rules for the names and labels that messages carry (PROTOCOL.md 4.3, 4.16, 7.1).
-// The broker refuses what breaks them, and the worker and the CLI check their flags with the
-// same functions, so that a bad flag is refused before it reaches the wire.
+// The broker refuses what breaks them. The worker checks its --id, --type and --label, and the
+// CLI its --require and members files, with the same functions, so that those flags are refused
+// before they reach the wire.
 #pragma once
 
 #include <cstddef>

@@ -23,6 +23,7 @@
 #include <variant>
 
 #include "schema/duration.hpp"
+#include "schema/names.hpp"
 #include "schema/transport.hpp"
 #include "worker/handler_pool.hpp"
 #include "worker/heartbeat.hpp"
@@ -566,10 +567,9 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     return Fail("prefetch must be 0-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +
                 std::to_string(options_.prefetch));
   }
-  if (options_.id.empty() ||
-      options_.id.size() > static_cast<std::size_t>(wire::limits::kMaxWorkerIdBytes)) {
-    return Fail("worker id must be 1-" + std::to_string(wire::limits::kMaxWorkerIdBytes) +
-                " bytes");
+  if (!wire::IsName(options_.id, wire::limits::kMaxWorkerIdBytes)) {
+    return Fail("worker id '" + options_.id + "' must be 1-" +
+                std::to_string(wire::limits::kMaxWorkerIdBytes) + " bytes of [A-Za-z0-9_.:-]");
   }
   for (const auto& broker : options_.brokers) {
     if (Status checked = wire::CheckEndpoint(broker); !checked) return checked;

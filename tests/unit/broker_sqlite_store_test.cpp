@@ -562,6 +562,16 @@ TEST_CASE("migration 2 keeps every job of a version 1 file and still refuses a d
   CHECK(*(*two)->result == std::string("\xff", 1));
   CHECK((*two)->progress->message == "done");
   CHECK(*store->Epoch() == 7);
+  // Migration 5: the finished-jobs index without IN, still serving the retention query.
+  const std::string finished =
+      RawDb(path).QueryText("SELECT sql FROM sqlite_master WHERE name = 'jobs_finished'");
+  CHECK(finished.find(" IN ") == std::string::npos);
+  CHECK(finished.find("state = 'succeeded' OR state = 'dead' OR state = 'cancelled'") !=
+        std::string::npos);
+  auto expired = store->ListExpired(3, 10);
+  REQUIRE(expired.has_value());
+  REQUIRE(expired->size() == 1);
+  CHECK(expired->at(0).seq == 2);
   Job dup = MakeJob(3);
   dup.key = "k1";
   CHECK(!store->Apply(WriteBatch{{{true, dup}}}).has_value());

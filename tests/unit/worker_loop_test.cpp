@@ -415,6 +415,11 @@ TEST_CASE("bad options are refused before connecting") {
   const auto refused = Worker(inline_with_prefetch, nullptr).Run(stop);
   REQUIRE_FALSE(refused.has_value());
   CHECK(refused.error().message.find("run_inline") != std::string::npos);
+  auto spaced = Options("tcp://127.0.0.1:1");
+  spaced.id = "has space";
+  const auto bad_id = Worker(spaced, nullptr).Run(stop);
+  REQUIRE_FALSE(bad_id.has_value());
+  CHECK(bad_id.error().message == "worker id 'has space' must be 1-128 bytes of [A-Za-z0-9_.:-]");
 }
 
 TEST_CASE("no-op jobs flow at thousands per second") {
