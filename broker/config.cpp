@@ -381,6 +381,18 @@ struct Invalid {
   std::string why;
 };
 
+// An endpoint that ZeroMQ binds or connects to as it is: tcp://host:port, ipc:// or inproc://.
+// dns:// names are for workers and clients, which resolve them.
+std::optional<Invalid> CheckZmqEndpoint(const std::string& key, const std::string& endpoint) {
+  if (Status checked = wire::CheckEndpoint(endpoint); !checked) {
+    return Invalid{key, checked.error().message};
+  }
+  if (endpoint.starts_with("dns://")) {
+    return Invalid{key, "'" + endpoint + "': dns:// is for workers and clients (--broker)"};
+  }
+  return std::nullopt;
+}
+
 std::optional<Invalid> CheckCluster(const ClusterConfig& c) {
   if (c.name.empty()) return Invalid{"cluster.name", "must not be empty"};
   std::map<std::string, std::size_t> ids;
@@ -403,9 +415,9 @@ std::optional<Invalid> CheckCluster(const ClusterConfig& c) {
   if (d.type == DiscoveryType::kStatic) {
     if (!d.name.empty()) return Invalid{"cluster.discovery.name", "only for type dns"};
     for (std::size_t i = 0; i < d.endpoints.size(); ++i) {
-      if (Status checked = wire::CheckEndpoint(d.endpoints[i]); !checked) {
-        return Invalid{"cluster.discovery.endpoints[" + std::to_string(i) + "]",
-                       checked.error().message};
+      if (auto bad = CheckZmqEndpoint("cluster.discovery.endpoints[" + std::to_string(i) + "]",
+                                      d.endpoints[i])) {
+        return bad;
       }
     }
   } else {
@@ -431,6 +443,7 @@ std::optional<Invalid> Check(const BrokerConfig& c) {
                    "'" + c.log_level + "' must be trace, debug, info, warn, error or off"};
   }
   if (c.bind.empty()) return Invalid{"broker.bind", "must name an endpoint"};
+  if (auto bad = CheckZmqEndpoint("broker.bind", c.bind)) return bad;
   if (c.core.heartbeat_ms == 0) return Invalid{"broker.heartbeat", "must be > 0"};
   if (c.core.liveness < 2) return Invalid{"broker.liveness", "must be >= 2"};
   if (c.pair.enabled) {
@@ -438,6 +451,8 @@ std::optional<Invalid> Check(const BrokerConfig& c) {
       return Invalid{"broker.pair.peerBind", "a broker pair needs peerBind (--peer-bind)"};
     if (c.pair.peer.empty())
       return Invalid{"broker.pair.peer", "a broker pair needs peer (--peer)"};
+    if (auto bad = CheckZmqEndpoint("broker.pair.peerBind", c.pair.peer_bind)) return bad;
+    if (auto bad = CheckZmqEndpoint("broker.pair.peer", c.pair.peer)) return bad;
     if (c.pair.heartbeat_ms == 0) return Invalid{"broker.pair.heartbeat", "must be > 0"};
   }
   if (auto bad = CheckCluster(c.core.cluster)) return bad;

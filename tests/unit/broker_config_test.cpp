@@ -181,6 +181,11 @@ TEST_CASE("config: an unknown key is an error naming file, line and key") {
 
 TEST_CASE("config: bad values name the file, line and key") {
   CHECK(ErrorOf("broker:\n  heartbeat: 10\n").starts_with("c.yaml:2: broker.heartbeat"));
+  CHECK(
+      ErrorOf("broker:\n  bind: tcp://*\n")
+          .starts_with("c.yaml:2: broker.bind: bad endpoint 'tcp://*': expected tcp://host:port"));
+  CHECK(ErrorOf("broker:\n  bind: dns://claw:5555\n")
+            .starts_with("c.yaml:2: broker.bind: 'dns://claw:5555': dns:// is for workers"));
   CHECK(ErrorOf("broker:\n  liveness: -3\n")
             .starts_with("c.yaml:2: broker.liveness: expected a whole number"));
   CHECK(ErrorOf("broker:\n  durability: sometimes\n")
@@ -271,6 +276,9 @@ TEST_CASE("config: discovery keys must fit its type") {
   CHECK(ErrorOf("cluster:\n  discovery:\n    endpoints: [\"tcp://a:1\", \"tcp://b\"]\n")
             .starts_with("c.yaml:3: cluster.discovery.endpoints[1]: bad endpoint 'tcp://b': "
                          "expected tcp://host:port"));
+  CHECK(ErrorOf("cluster:\n  discovery:\n    endpoints: [\"dns://a:1\"]\n")
+            .starts_with("c.yaml:3: cluster.discovery.endpoints[0]: 'dns://a:1': dns:// is for "
+                         "workers and clients"));
   CHECK(ErrorOf("cluster:\n  discovery:\n    type: dns\n    name: \":5555\"\n")
             .starts_with("c.yaml:4: cluster.discovery.name: type dns needs a name like"));
 }
@@ -303,7 +311,8 @@ broker:
   REQUIRE(!bad_role.has_value());
   CHECK(bad_role.error().message.starts_with("pair.yaml:3: broker.pair.role"));
   auto no_failover = ParseConfig(
-      "broker:\n  pair: {peerBind: a, peer: b}\nfaultTolerance:\n  failover:\n    strategy: none\n",
+      "broker:\n  pair: {peerBind: \"tcp://*:1\", peer: \"tcp://b:1\"}\nfaultTolerance:\n  "
+      "failover:\n    strategy: none\n",
       "pair.yaml", {});
   REQUIRE(!no_failover.has_value());
   CHECK(no_failover.error().message.starts_with(
@@ -386,13 +395,13 @@ cluster:
 TEST_CASE("config: validation waits for every file, and an error names the file that set it") {
   ConfigFiles files;
   const auto role = files.Write("role.yaml", "broker:\n  pair:\n    role: backup\n");
-  const auto peers =
-      files.Write("peers.yaml", "broker:\n  pair:\n    peerBind: \"tcp://*:6\"\n    peer: b\n");
+  const auto peers = files.Write(
+      "peers.yaml", "broker:\n  pair:\n    peerBind: \"tcp://*:6\"\n    peer: tcp://b:6\n");
   auto pair = LoadConfigFiles({role, peers}, {});
   REQUIRE_MESSAGE(pair.has_value(), pair.error().message);
   CHECK(pair->pair.enabled);
   CHECK(!pair->pair.primary);
-  CHECK(pair->pair.peer == "b");
+  CHECK(pair->pair.peer == "tcp://b:6");
 
   const auto bad = files.Write("bad.yaml",
                                "\nfaultTolerance:\n  circuitBreaker:\n"
