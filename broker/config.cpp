@@ -381,14 +381,10 @@ struct Invalid {
   std::string why;
 };
 
-// An endpoint that ZeroMQ binds or connects to as it is: tcp://host:port, ipc:// or inproc://.
-// dns:// names are for workers and clients, which resolve them.
+// One of the broker's own endpoints (wire::CheckSocketEndpoint), under its config key.
 std::optional<Invalid> CheckZmqEndpoint(const std::string& key, const std::string& endpoint) {
-  if (Status checked = wire::CheckEndpoint(endpoint); !checked) {
+  if (Status checked = wire::CheckSocketEndpoint(endpoint); !checked) {
     return Invalid{key, checked.error().message};
-  }
-  if (endpoint.starts_with("dns://")) {
-    return Invalid{key, "'" + endpoint + "': dns:// is for workers and clients (--broker)"};
   }
   return std::nullopt;
 }

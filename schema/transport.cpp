@@ -186,6 +186,14 @@ Status CheckEndpoint(std::string_view spec) {
               "': expected tcp://host:port, ipc://path, inproc://name or dns://host:port");
 }
 
+Status CheckSocketEndpoint(std::string_view spec) {
+  if (Status checked = CheckEndpoint(spec); !checked) return checked;
+  if (spec.starts_with(kDnsScheme)) {
+    return Fail("'" + std::string(spec) + "': dns:// is for workers and clients (--broker)");
+  }
+  return {};
+}
+
 Result<std::vector<std::string>> ResolveEndpoints(const std::vector<std::string>& specs,
                                                   std::vector<std::string>* unresolved) {
   std::vector<std::string> endpoints;

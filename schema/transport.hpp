@@ -64,6 +64,10 @@ std::optional<HostPort> SplitHostPort(std::string_view text);
 // inproc://name, or dns://host:port.
 Status CheckEndpoint(std::string_view spec);
 
+// An endpoint ZeroMQ binds or connects to as it is, for the broker's own sockets: as
+// CheckEndpoint, but without dns://, which only workers and clients resolve.
+Status CheckSocketEndpoint(std::string_view spec);
+
 // Broker endpoints as ZeroMQ takes them: "dns://host:port" becomes "tcp://ADDR:port" for each
 // IPv4 address the name resolves to, sorted (DNS discovery: one name, several brokers); any
 // other endpoint is kept as it is. A name that does not resolve is left out, its error added to

@@ -32,6 +32,15 @@ TEST_CASE(
   CHECK(unknown.error().message.starts_with("cannot resolve dns://no-such-host.invalid:5555: "));
 }
 
+TEST_CASE("endpoints: the broker's own sockets take every scheme but dns://") {
+  for (const char* good : {"tcp://*:5555", "tcp://127.0.0.1:1", "ipc:///tmp/x", "inproc://x"}) {
+    CHECK_MESSAGE(CheckSocketEndpoint(good).has_value(), good);
+  }
+  CHECK(CheckSocketEndpoint("dns://claw:5555").error().message ==
+        "'dns://claw:5555': dns:// is for workers and clients (--broker)");
+  CHECK(CheckSocketEndpoint("tcp://h").error().message.starts_with("bad endpoint 'tcp://h'"));
+}
+
 TEST_CASE("endpoints: a name that does not resolve is left out, and the others are kept") {
   std::vector<std::string> unresolved;
   auto resolved =
