@@ -11,7 +11,13 @@
 namespace claw::wire {
 namespace {
 
-using Packer = msgpack::packer<msgpack::sbuffer>;
+// msgpack-c packs into any type with write(data, size); this one appends to the body string
+// itself, so a body costs one allocation and no copy.
+struct StringSink {
+  std::string& out;
+  void write(const char* data, std::size_t size) { out.append(data, size); }
+};
+using Packer = msgpack::packer<StringSink>;
 
 // A byte string to be written as msgpack bin rather than str.
 struct Bin {
@@ -474,10 +480,12 @@ void PutObject(Packer& pk, const T& value) {
 
 template <typename T>
 std::string Body(const T& value) {
-  msgpack::sbuffer buffer(128);
-  Packer pk(buffer);
+  std::string body;
+  body.reserve(128);
+  StringSink sink{body};
+  Packer pk(sink);
   PutObject(pk, value);
-  return std::string(buffer.data(), buffer.size());
+  return body;
 }
 
 // ---- decoding ----
@@ -569,7 +577,14 @@ bool Read(const msgpack::object& o, std::map<std::string, V>& out) {
 class Reader {
  public:
   Reader(const msgpack::object& map, std::string_view where) : map_(map), where_(where) {
-    if (map.type != msgpack::type::MAP) error_ = std::string(where) + ": expected a msgpack map";
+    if (map.type != msgpack::type::MAP) {
+      error_ = std::string(where) + ": expected a msgpack map";
+      return;
+    }
+    for (std::uint32_t i = 0; i < map.via.map.size; ++i) {
+      const auto& k = map.via.map.ptr[i].key;
+      if (k.type == msgpack::type::STR) present_ |= KeyBit({k.via.str.ptr, k.via.str.size});
+    }
   }
 
   template <typename T>
@@ -600,7 +615,7 @@ class Reader {
     if (error_.empty()) error_ = std::move(e);
   }
   const msgpack::object* Find(std::string_view key) const {
-    if (map_.type != msgpack::type::MAP) return nullptr;
+    if ((present_ & KeyBit(key)) == 0) return nullptr;
     for (std::uint32_t i = 0; i < map_.via.map.size; ++i) {
       const auto& k = map_.via.map.ptr[i].key;
       if (k.type == msgpack::type::STR && std::string_view(k.via.str.ptr, k.via.str.size) == key)
@@ -610,6 +625,15 @@ class Reader {
   }
 
  private:
+  // A one-bit signature of a key: most fields a decoder asks for are absent, and the signatures of
+  // the keys present (a 64-bit set) rule most of them out without a scan.
+  static std::uint64_t KeyBit(std::string_view key) {
+    if (key.empty()) return 1;
+    const auto mix = key.size() * 31 + static_cast<unsigned char>(key.front()) +
+                     static_cast<unsigned char>(key.back()) * 7;
+    return std::uint64_t{1} << (mix & 63);
+  }
+
   template <typename T>
   bool Get(std::string_view key, T&& out, bool required) {
     if (!ok()) return false;
@@ -636,6 +660,7 @@ class Reader {
 
   const msgpack::object& map_;
   std::string_view where_;
+  std::uint64_t present_ = 0;  // KeyBit of every key in the map
   std::string error_;
 };
 
@@ -859,17 +884,24 @@ bool Reader::ReadAny(const msgpack::object& o, T&& out) {
   return Read(o, std::forward<T>(out));
 }
 
-// Unpacks one body under the limits; the handle owns the objects.
-Result<msgpack::object_handle> Unpack(std::string_view body, const DecodeLimits& limits) {
+// Unpacks one body under the limits.
+// The unpacked strings point into body, and the map and array cells live in this thread's zone,
+// which every call reuses. The object is valid while body is and until the next Unpack on the
+// thread: each decoder copies what it needs before it returns.
+Result<msgpack::object> Unpack(std::string_view body, const DecodeLimits& limits) {
   if (body.size() > limits.max_body_bytes) return Fail("body over the size limit");
+  thread_local msgpack::zone zone;
+  zone.clear();
   try {
     const msgpack::unpack_limit limit(limits.max_array, limits.max_map, body.size(), body.size(), 0,
                                       limits.max_depth);
+    const auto in_place = [](msgpack::type::object_type, std::size_t, void*) { return true; };
     std::size_t offset = 0;
-    auto handle = msgpack::unpack(body.data(), body.size(), offset, nullptr, nullptr, limit);
+    msgpack::object object =
+        msgpack::unpack(zone, body.data(), body.size(), offset, in_place, nullptr, limit);
     if (offset != body.size()) return Fail("trailing bytes after the msgpack body");
-    if (handle.get().type != msgpack::type::MAP) return Fail("the body is not a msgpack map");
-    return handle;
+    if (object.type != msgpack::type::MAP) return Fail("the body is not a msgpack map");
+    return object;
   } catch (const msgpack::unpack_error& e) {
     return Fail(std::string("bad msgpack: ") + e.what());
   } catch (const std::bad_alloc&) {
@@ -1249,7 +1281,7 @@ std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_vi
     err.message = handle.error().message;
     return std::unexpected(err);
   }
-  const msgpack::object& body = handle->get();
+  const msgpack::object& body = *handle;
   if (err.dialog == Dialog::kClient) {
     if (const auto* rid = Reader(body, "").Find(field::kRid); rid != nullptr) Read(*rid, err.rid);
     auto command = FindCode(kClientCommands, err.command);
@@ -1303,7 +1335,7 @@ Result<ClientReply> DecodeClientReply(std::span<const std::string_view> frames,
   if (!handle) return std::unexpected(handle.error());
   ClientReply reply;
   reply.command = *command;
-  Reader r(handle->get(), "reply");
+  Reader r(*handle, "reply");
   std::uint32_t status = 0;
   r.Req(field::kRid, reply.rid);
   r.Req(field::kStatus, status);
@@ -1333,7 +1365,7 @@ Result<WorkerMessage> DecodeWorkerMessage(std::span<const std::string_view> fram
   if (!command || !BrokerMaySend(*command)) return Fail("unexpected worker command code");
   auto handle = Unpack(frames[2], limits);
   if (!handle) return std::unexpected(handle.error());
-  auto message = ReadWorkerMessage(*command, handle->get());
+  auto message = ReadWorkerMessage(*command, *handle);
   if (!message) return Fail(message.error());
   return std::move(*message);
 }
@@ -1346,7 +1378,7 @@ Result<PeerMessage> DecodePeerMessage(std::span<const std::string_view> frames,
   if (!command) return Fail("unknown peer command code");
   auto handle = Unpack(frames[2], limits);
   if (!handle) return std::unexpected(handle.error());
-  auto message = ReadPeerMessage(*command, handle->get());
+  auto message = ReadPeerMessage(*command, *handle);
   if (!message) return Fail(message.error());
   return std::move(*message);
 }

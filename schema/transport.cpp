@@ -45,6 +45,7 @@ std::string_view View(const zmq::message_t& m) {
 
 // Reads the remaining frames of a multipart message once its first frame has arrived.
 void ReadRest(zmq::socket_t& socket, zmq::message_t& first, std::vector<zmq::message_t>& parts) {
+  parts.reserve(5);  // routing id, empty delimiter, header, command, body
   bool more = first.more();
   parts.push_back(std::move(first));
   while (more) {

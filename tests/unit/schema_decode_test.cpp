@@ -411,6 +411,36 @@ TEST_CASE("decoders ignore unknown keys, accept str for bin and any integer enco
   CHECK_FALSE(std::get<SubmitRequest>(std::get<ClientRequest>(*nil)).key.has_value());
 }
 
+TEST_CASE("a decoded message owns its strings: its body and later decodes leave it intact") {
+  // Strings are read in place from the body and the parser's memory is reused from one message to
+  // the next, so the decoded values must be copies. The frames here are freed once Decode returns
+  // (a body this large goes back to the system at once).
+  auto first = Decode({kClient, Code(0x01),
+                       MapOf({Str("rid"), Uint(1), Str("type"), Str("echo"), Str("payload"),
+                              Str(std::string(1u << 20, 'p')), Str("key"), Str("k-1")})});
+  REQUIRE(first.has_value());
+  // A small body after a large one, then one with many fields, on the same thread.
+  auto second = Decode({kClient, Code(0x02), MapOf({Str("rid"), Uint(2), Str("id"), Str("j-9")})});
+  auto third = Decode({kClient, Code(0x01),
+                       MapOf({Str("rid"), Uint(3), Str("type"), Str("echo"), Str("priority"),
+                              Uint(4), Str("timeout_ms"), Uint(5), Str("max_attempts"), Uint(6),
+                              Str("backoff_ms"), Uint(7), Str("zone"), Str("eu")})});
+  REQUIRE(second.has_value());
+  REQUIRE(third.has_value());
+  const auto& submit = std::get<SubmitRequest>(std::get<ClientRequest>(*first));
+  CHECK(submit.job.type == "echo");
+  CHECK(submit.job.payload == std::string(1u << 20, 'p'));
+  CHECK(submit.key == "k-1");
+  CHECK(std::get<ClientRequest>(*second) == ClientRequest{StatusRequest{.rid = 2, .id = "j-9"}});
+  const auto& many = std::get<SubmitRequest>(std::get<ClientRequest>(*third));
+  CHECK(many.job.priority == 4u);
+  CHECK(many.job.timeout_ms == 5u);
+  CHECK(many.job.max_attempts == 6u);
+  CHECK(many.job.backoff_ms == 7u);
+  CHECK(many.job.zone == "eu");
+  CHECK_FALSE(many.job.max_backoff_ms.has_value());
+}
+
 TEST_CASE("a client refuses replies that are not well-formed Claw replies") {
   const ClientReply ok{.command = ClientCommand::kPing, .rid = 1};
   const Frames frames = Encode(ok);
