@@ -573,7 +573,7 @@ void Core::HandleList(const wire::Envelope& from, const wire::ListRequest& r) {
   filter.type = r.type;
   filter.limit = static_cast<std::uint32_t>(std::min<std::uint64_t>(
       r.limit.value_or(wire::defaults::kListLimit), wire::defaults::kListLimitMax));
-  auto stored = reader_.List(filter);
+  auto stored = reader_.ListFinished(filter);
   if (!stored) {
     return ReplyError(from, wire::ClientCommand::kList, r.rid, StatusCode::kInternal,
                       "cannot read the store: " + stored.error().message);
@@ -582,7 +582,8 @@ void Core::HandleList(const wire::Envelope& from, const wire::ListRequest& r) {
     return (!filter.state || job.state == *filter.state) &&
            (!filter.type || job.type == *filter.type);
   };
-  // Memory holds the newest version of every job it has; the store has the rest.
+  // Memory holds every unfinished job and the newest version of every job it has; the store has
+  // the finished rest.
   std::map<Seq, const Job*, std::greater<>> merged;
   for (const auto& job : *stored) {
     auto it = jobs_.find(job.seq);

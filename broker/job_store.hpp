@@ -53,8 +53,9 @@ class JobStore {
   // Every idempotency key in the store, with its job.
   virtual Result<std::vector<std::pair<std::string, Seq>>> LoadKeys() = 0;
   virtual Result<std::optional<Job>> Get(Seq seq) = 0;
-  // Newest first (highest seq first).
-  virtual Result<std::vector<Job>> List(const ListFilter& filter) = 0;
+  // Finished jobs (succeeded, dead, cancelled) only, newest (highest seq) first: the broker holds
+  // every unfinished job in memory. A filter on a state that is not final matches nothing.
+  virtual Result<std::vector<Job>> ListFinished(const ListFilter& filter) = 0;
   // Every job of a group (members and follow-up), in seq order.
   virtual Result<std::vector<Job>> ListGroup(std::uint64_t group) = 0;
   // Up to `limit` finished jobs (succeeded, dead, cancelled) last updated before `before_ms`

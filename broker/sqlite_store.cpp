@@ -13,6 +13,7 @@
 #include <charconv>
 #include <cstddef>
 #include <initializer_list>
+#include <iterator>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,7 +24,7 @@ namespace {
 
 // Migration N (1-based) brings a file from user_version N-1 to N. Append new steps; never edit
 // a step that has shipped. Each runs in its own transaction with the user_version it sets.
-constexpr std::array<const char*, 5> kMigrations = {
+constexpr std::array<const char*, 6> kMigrations = {
     // 1: jobs and meta. A job without a key has key NULL; result and checkpoint are NULL when
     // unset; progress_message is NULL when the job has no progress, and progress_percent is NULL
     // when it has none or its progress carries no percent.
@@ -117,6 +118,14 @@ constexpr std::array<const char*, 5> kMigrations = {
       CREATE INDEX jobs_finished ON jobs (updated_at)
         WHERE state = 'succeeded' OR state = 'dead' OR state = 'cancelled';
     )sql",
+    // 6: the type index holds finished jobs only. Listing needs the store only for those (the
+    // broker holds every unfinished job in memory), and a new job no longer pays for an entry:
+    // claw-bench --workload store under callgrind, 28.0k -> 22.5k instructions per row.
+    R"sql(
+      DROP INDEX jobs_type_seq;
+      CREATE INDEX jobs_finished_type ON jobs (type, seq)
+        WHERE state = 'succeeded' OR state = 'dead' OR state = 'cancelled';
+    )sql",
 };
 
 // Parameter numbers of the job columns in the insert and update statements; a SELECT of
@@ -182,11 +191,13 @@ constexpr std::string_view kListExpiredSql =
     "WHERE (state = 'succeeded' OR state = 'dead' OR state = 'cancelled') "
     "AND updated_at < ?1 ORDER BY updated_at LIMIT ?2";
 constexpr std::string_view kDeleteSql = "DELETE FROM jobs WHERE seq = ?1";
-constexpr std::string_view kListAllWhere = " ORDER BY seq DESC LIMIT ?1";
+// Finished jobs of one state through the index (state, seq); of one type (and perhaps one state)
+// through the partial index jobs_finished_type, whose condition must be repeated.
 constexpr std::string_view kListByStateWhere = " WHERE state = ?2 ORDER BY seq DESC LIMIT ?1";
-constexpr std::string_view kListByTypeWhere = " WHERE type = ?3 ORDER BY seq DESC LIMIT ?1";
-constexpr std::string_view kListByStateAndTypeWhere =
-    " WHERE state = ?2 AND type = ?3 ORDER BY seq DESC LIMIT ?1";
+constexpr std::string_view kListByTypeWhere =
+    " INDEXED BY jobs_finished_type WHERE type = ?3 "
+    "AND (state = 'succeeded' OR state = 'dead' OR state = 'cancelled') "
+    "AND (?2 IS NULL OR state = ?2) ORDER BY seq DESC LIMIT ?1";
 constexpr std::string_view kLoadKeysSql =
     "SELECT key, seq FROM jobs WHERE key IS NOT NULL ORDER BY seq";
 constexpr std::string_view kCountByStateSql = "SELECT state, COUNT(*) FROM jobs GROUP BY state";
@@ -512,13 +523,11 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
       "INSERT INTO jobs (" + std::string(kJobColumns) + ")" + std::string(kInsertValues);
   const std::string get = select + std::string(kGetWhere);
   const std::string load_unfinished = select + std::string(kLoadUnfinishedWhere);
-  const std::string list_all = select + std::string(kListAllWhere);
   const std::string list_by_state = select + std::string(kListByStateWhere);
   const std::string list_by_type = select + std::string(kListByTypeWhere);
-  const std::string list_by_state_and_type = select + std::string(kListByStateAndTypeWhere);
   const std::string scan = select + std::string(kScanWhere);
   const std::string list_group = select + std::string(kListGroupWhere);
-  const std::array<std::pair<StmtPtr*, std::string_view>, 18> statements = {{
+  const auto statements = std::to_array<std::pair<StmtPtr*, std::string_view>>({
       {&list_group_, list_group},
       {&list_expired_, kListExpiredSql},
       {&delete_, kDeleteSql},
@@ -530,14 +539,12 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
       {&update_, kUpdateSql},
       {&get_, get},
       {&load_keys_, kLoadKeysSql},
-      {&list_all_, list_all},
       {&list_by_state_, list_by_state},
       {&list_by_type_, list_by_type},
-      {&list_by_state_and_type_, list_by_state_and_type},
       {&count_by_state_, kCountByStateSql},
       {&max_seq_, kMaxSeqSql},
       {&next_epoch_, kNextEpochSql},
-  }};
+  });
   if (Status status = PrepareAll(statements); !status) return status;
   for (StmtPtr& cursor : load_unfinished_) {
     Result<StmtPtr> prepared = Prepare(load_unfinished);
@@ -745,16 +752,29 @@ Result<std::optional<Job>> SqliteJobStore::Get(Seq seq) {
   return std::optional<Job>(std::move(jobs->front()));
 }
 
-Result<std::vector<Job>> SqliteJobStore::List(const ListFilter& filter) {
-  sqlite3_stmt* stmt = filter.state
-                           ? (filter.type ? list_by_state_and_type_.get() : list_by_state_.get())
-                           : (filter.type ? list_by_type_.get() : list_all_.get());
-  ScopedReset reset(stmt);
-  int rc = sqlite3_bind_int64(stmt, 1, filter.limit);
-  if (rc == SQLITE_OK && filter.state) rc = BindText(stmt, 2, wire::Name(*filter.state));
-  if (rc == SQLITE_OK && filter.type) rc = BindText(stmt, 3, *filter.type);
-  if (rc != SQLITE_OK) return SqlError("listing jobs");
-  return CollectJobs(stmt, "listing jobs");
+Result<std::vector<Job>> SqliteJobStore::ListFinished(const ListFilter& filter) {
+  if (filter.state && !wire::IsFinal(*filter.state)) return std::vector<Job>{};
+  const auto query = [&](std::optional<wire::JobState> state) -> Result<std::vector<Job>> {
+    sqlite3_stmt* stmt = filter.type ? list_by_type_.get() : list_by_state_.get();
+    ScopedReset reset(stmt);
+    int rc = sqlite3_bind_int64(stmt, 1, filter.limit);
+    if (rc == SQLITE_OK && state) rc = BindText(stmt, 2, wire::Name(*state));
+    if (rc == SQLITE_OK && filter.type) rc = BindText(stmt, 3, *filter.type);
+    if (rc != SQLITE_OK) return SqlError("listing jobs");
+    return CollectJobs(stmt, "listing jobs");
+  };
+  if (filter.state || filter.type) return query(filter.state);
+  // Every finished state: the newest of each, merged.
+  std::vector<Job> jobs;
+  for (const wire::JobState state :
+       {wire::JobState::kSucceeded, wire::JobState::kDead, wire::JobState::kCancelled}) {
+    auto some = query(state);
+    if (!some) return some;
+    std::move(some->begin(), some->end(), std::back_inserter(jobs));
+  }
+  std::sort(jobs.begin(), jobs.end(), [](const Job& a, const Job& b) { return a.seq > b.seq; });
+  if (jobs.size() > filter.limit) jobs.resize(filter.limit);
+  return jobs;
 }
 
 Result<std::vector<Job>> SqliteJobStore::ListGroup(std::uint64_t group) {

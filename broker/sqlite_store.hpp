@@ -77,7 +77,7 @@ class SqliteJobStore final : public JobStore {
   Status ForEachUnfinished(const std::function<void(Job&&)>& visit) override;
   Result<std::vector<std::pair<std::string, Seq>>> LoadKeys() override;
   Result<std::optional<Job>> Get(Seq seq) override;
-  Result<std::vector<Job>> List(const ListFilter& filter) override;
+  Result<std::vector<Job>> ListFinished(const ListFilter& filter) override;
   Result<std::vector<Job>> ListGroup(std::uint64_t group) override;
   Result<std::vector<ExpiredJob>> ListExpired(std::int64_t before_ms, std::uint32_t limit) override;
   Result<std::map<wire::JobState, std::uint64_t>> CountByState() override;
@@ -117,10 +117,8 @@ class SqliteJobStore final : public JobStore {
   // One cursor per unfinished state, merged by seq.
   std::array<StmtPtr, wire::kUnfinishedStates.size()> load_unfinished_;
   StmtPtr load_keys_;
-  StmtPtr list_all_;
   StmtPtr list_by_state_;
   StmtPtr list_by_type_;
-  StmtPtr list_by_state_and_type_;
   StmtPtr count_by_state_;
   StmtPtr max_seq_;
   StmtPtr next_epoch_;

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
@@ -84,9 +85,11 @@ void ApplyOk(JobStore& store, const WriteBatch& batch) {
   REQUIRE_MESSAGE(status.has_value(), status.error().message);
 }
 
+// Every stored job, newest first.
 std::vector<Job> AllJobs(JobStore& store) {
-  auto jobs = store.List({.limit = std::numeric_limits<std::uint32_t>::max()});
+  auto jobs = store.Scan(0, std::numeric_limits<std::uint32_t>::max());
   REQUIRE_MESSAGE(jobs.has_value(), jobs.error().message);
+  std::reverse(jobs->begin(), jobs->end());
   return *jobs;
 }
 
@@ -305,31 +308,42 @@ TEST_CASE("CountByState reports every state, zero for those with no job") {
   CHECK(*counts == expected);
 }
 
-TEST_CASE("List filters by state and type, newest first, and honours the limit") {
+TEST_CASE(
+    "ListFinished lists finished jobs only, by state and type, newest first, up to the limit") {
   TempDir dir;
   auto store = OpenStore(dir.File("jobs.db"));
   ApplyOk(*store, Inserts({
                       MakeJob(1, JobState::kSucceeded, "email"),
                       MakeJob(2, JobState::kQueued, "resize"),
                       MakeJob(3, JobState::kSucceeded, "resize"),
-                      MakeJob(4, JobState::kSucceeded, "email"),
+                      MakeJob(4, JobState::kCancelled, "email"),
                       MakeJob(5, JobState::kDead, "email"),
                       MakeJob(6, JobState::kSucceeded, "resize"),
+                      MakeJob(7, JobState::kRunning, "email"),
                   }));
   const auto list = [&](ListFilter filter) {
-    auto jobs = store->List(filter);
+    auto jobs = store->ListFinished(filter);
     REQUIRE_MESSAGE(jobs.has_value(), jobs.error().message);
     return Seqs(*jobs);
   };
-  CHECK(list({}) == std::vector<Seq>{6, 5, 4, 3, 2, 1});
+  // The three finished states merged, newest first.
+  CHECK(list({}) == std::vector<Seq>{6, 5, 4, 3, 1});
   CHECK(list({.limit = 2}) == std::vector<Seq>{6, 5});
   CHECK(list({.limit = 0}).empty());
-  CHECK(list({.state = JobState::kSucceeded}) == std::vector<Seq>{6, 4, 3, 1});
+  CHECK(list({.state = JobState::kSucceeded}) == std::vector<Seq>{6, 3, 1});
   CHECK(list({.type = "email"}) == std::vector<Seq>{5, 4, 1});
-  CHECK(list({.state = JobState::kSucceeded, .type = "email"}) == std::vector<Seq>{4, 1});
+  CHECK(list({.type = "email", .limit = 1}) == std::vector<Seq>{5});
+  CHECK(list({.state = JobState::kSucceeded, .type = "email"}) == std::vector<Seq>{1});
   CHECK(list({.state = JobState::kSucceeded, .type = "resize", .limit = 1}) == std::vector<Seq>{6});
-  CHECK(list({.state = JobState::kCancelled}).empty());
+  CHECK(list({.state = JobState::kCancelled}) == std::vector<Seq>{4});
   CHECK(list({.type = "nope"}).empty());
+  // Unfinished jobs live in the broker's memory, not in these lists.
+  CHECK(list({.state = JobState::kQueued}).empty());
+  CHECK(list({.state = JobState::kRunning, .type = "email"}).empty());
+  // A job that finishes joins its type's list.
+  Job done = MakeJob(7, JobState::kDead, "email");
+  ApplyOk(*store, WriteBatch{{{.insert = false, .job = done}}});
+  CHECK(list({.type = "email"}) == std::vector<Seq>{7, 5, 4, 1});
 }
 
 TEST_CASE("a duplicate key fails the whole batch and leaves earlier data intact") {
@@ -568,6 +582,12 @@ TEST_CASE("migration 2 keeps every job of a version 1 file and still refuses a d
   CHECK(finished.find(" IN ") == std::string::npos);
   CHECK(finished.find("state = 'succeeded' OR state = 'dead' OR state = 'cancelled'") !=
         std::string::npos);
+  // Migration 6: the type index holds finished jobs only, and listing by type uses it.
+  CHECK(RawDb(path).QueryText("SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs_type_seq'") ==
+        "0");
+  auto by_type = store->ListFinished({.type = "t"});
+  REQUIRE(by_type.has_value());
+  CHECK(Seqs(*by_type) == std::vector<Seq>{2});
   auto expired = store->ListExpired(3, 10);
   REQUIRE(expired.has_value());
   REQUIRE(expired->size() == 1);
