@@ -56,7 +56,16 @@ Job UpdateRow(const Job& job) {
   return row;
 }
 
-// A key (idempotency or hash) is 1 to max_key_bytes bytes: the refusal's message, or nullopt.
+// The types a READY announces: each a name.
+Status CheckTypes(const std::vector<std::string>& types) {
+  for (const auto& type : types) {
+    if (Status name = wire::CheckName("each type", type, wire::limits::kMaxTypeBytes); !name) {
+      return name;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Core::Core(CoreConfig config, JobStore& reader, std::uint64_t epoch, std::uint64_t seed)
@@ -429,8 +438,8 @@ std::optional<Core::Refusal> Core::CheckKey(std::string_view name,
 }
 
 std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
-  if (!wire::IsName(spec.type, wire::limits::kMaxTypeBytes)) {
-    return Refusal{StatusCode::kBadRequest, "type must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
+  if (Status name = wire::CheckName("type", spec.type, wire::limits::kMaxTypeBytes); !name) {
+    return Refusal{StatusCode::kBadRequest, name.error().message};
   }
   if (spec.payload.size() > config_.max_payload_bytes) {
     return Refusal{StatusCode::kTooLarge, "payload of " + std::to_string(spec.payload.size()) +
@@ -456,8 +465,10 @@ std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
                      "required label '" + key + "': " + checked.error().message};
     }
   }
-  if (spec.zone && !wire::IsName(*spec.zone, wire::limits::kMaxTypeBytes)) {
-    return Refusal{StatusCode::kBadRequest, "zone must be 1-128 characters of A-Z a-z 0-9 _ . : -"};
+  if (spec.zone) {
+    if (Status name = wire::CheckName("zone", *spec.zone, wire::limits::kMaxTypeBytes); !name) {
+      return Refusal{StatusCode::kBadRequest, name.error().message};
+    }
   }
   if (spec.after.size() > static_cast<std::size_t>(wire::limits::kMaxAfter)) {
     return Refusal{StatusCode::kBadRequest,
@@ -727,14 +738,13 @@ void Core::HandleWorker(const wire::Envelope& from, wire::WorkerMessage message,
 
 void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now) {
   std::string problem;
-  if (!wire::IsName(m.worker_id, wire::limits::kMaxWorkerIdBytes)) {
-    problem = "worker_id must be 1-128 characters of A-Z a-z 0-9 _ . : -";
+  if (Status name = wire::CheckName("worker_id", m.worker_id, wire::limits::kMaxWorkerIdBytes);
+      !name) {
+    problem = name.error().message;
   } else if (m.types.empty()) {
     problem = "types must name at least one job type";
-  } else if (std::any_of(m.types.begin(), m.types.end(), [](const std::string& t) {
-               return !wire::IsName(t, wire::limits::kMaxTypeBytes);
-             })) {
-    problem = "a type is not 1-128 characters of A-Z a-z 0-9 _ . : -";
+  } else if (Status types = CheckTypes(m.types); !types) {
+    problem = types.error().message;
   } else if (m.capacity == 0 || m.capacity > wire::limits::kMaxCapacity) {
     problem = "capacity must be 1-10000";
   } else if (m.prefetch > wire::limits::kMaxCapacity) {

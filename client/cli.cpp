@@ -26,6 +26,7 @@
 #include "client/text_format.hpp"
 #include "client/time_arg.hpp"
 #include "schema/duration.hpp"
+#include "schema/names.hpp"
 #include "schema/transport.hpp"
 
 namespace claw::client {
@@ -112,6 +113,15 @@ CLI::Validator ResultCheck(Parse parse, std::string name) {
       std::move(name));
 }
 
+// A job type or zone, as the protocol allows it.
+CLI::Validator NameCheck(std::string what) {
+  return ResultCheck(
+      [what = std::move(what)](const std::string& text) {
+        return wire::CheckName(what, text, wire::limits::kMaxTypeBytes);
+      },
+      "NAME");
+}
+
 CLI::Validator DurationCheck() {
   return ResultCheck([](const std::string& text) { return wire::ParseDuration(text); }, "DURATION");
 }
@@ -183,7 +193,8 @@ void AddPlacementOptions(CLI::App& sub, PlacementArgs& args, bool defaults) {
   sub.add_option("--require", args.required,
                  of + "A label the worker must have, e.g. gpu=true (repeatable)")
       ->check(RequirementCheck());
-  sub.add_option("--zone", args.zone, of + "The zone to run in (a worker's zone label)");
+  sub.add_option("--zone", args.zone, of + "The zone to run in (a worker's zone label)")
+      ->check(NameCheck("zone"));
   sub.add_option("--locality", args.locality,
                  of + "same-zone (only --zone), cross-zone (--zone first) or any")
       ->check(LocalityCheck());
@@ -620,7 +631,7 @@ int RunCli(int argc, const char* const* argv, const CliIo& io) {
 
   SubmitArgs submit_args;
   auto* submit = app.add_subcommand("submit", "Submit a job; prints its id");
-  submit->add_option("--type", submit_args.type, "Job type")->required();
+  submit->add_option("--type", submit_args.type, "Job type")->required()->check(NameCheck("type"));
   submit->add_option("--payload", submit_args.payload,
                      "DATA, @FILE or @- (standard input); default empty");
   submit->add_option("--priority", submit_args.priority, "low, normal, high, critical or 0-9")
@@ -667,7 +678,7 @@ int RunCli(int argc, const char* const* argv, const CliIo& io) {
   ListArgs list_args;
   auto* list = app.add_subcommand("list", "List jobs, newest first");
   list->add_option("--state", list_args.state, "Only jobs in this state")->check(StateCheck());
-  list->add_option("--type", list_args.type, "Only jobs of this type");
+  list->add_option("--type", list_args.type, "Only jobs of this type")->check(NameCheck("type"));
   list->add_option("--limit", list_args.limit, "At most this many (broker default 100)");
 
   std::string cancel_id;
@@ -685,8 +696,10 @@ int RunCli(int argc, const char* const* argv, const CliIo& io) {
       "submit", "Submit a group from a file of JSON lines or a folder; prints the group id");
   group_submit->add_option("source", group_args.source, "File of JSON lines, or a folder")
       ->required();
-  group_submit->add_option("--type", group_args.type,
-                           "Type of members that name none (required for a folder)");
+  group_submit
+      ->add_option("--type", group_args.type,
+                   "Type of members that name none (required for a folder)")
+      ->check(NameCheck("type"));
   group_submit->add_option("--priority", group_args.priority, "Default priority of the members")
       ->check(PriorityCheck());
   group_submit->add_option("--timeout", group_args.timeout, "Default timeout of one attempt")

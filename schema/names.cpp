@@ -12,6 +12,12 @@ bool IsName(std::string_view text, std::size_t max_bytes) {
   });
 }
 
+Status CheckName(std::string_view what, std::string_view text, std::size_t max_bytes) {
+  if (IsName(text, max_bytes)) return {};
+  return Fail(std::string(what) + " must be 1-" + std::to_string(max_bytes) +
+              " bytes of A-Z a-z 0-9 _ . : -");
+}
+
 Status CheckLabel(std::string_view key, std::string_view value) {
   if (key.empty()) return Fail("the key is empty");
   if (key.find('=') != std::string_view::npos) return Fail("the key holds '='");

@@ -1,7 +1,7 @@
 // The protocol's rules for the names and labels that messages carry (PROTOCOL.md 4.3, 4.16, 7.1).
 // The broker refuses what breaks them. The worker checks its --id, --type and --label, and the
-// CLI its --require and members files, with the same functions, so that those flags are refused
-// before they reach the wire.
+// CLI its --type, --zone, --require and members files, with the same functions, so that those
+// flags are refused before they reach the wire.
 #pragma once
 
 #include <cstddef>
@@ -15,6 +15,10 @@ namespace claw::wire {
 
 // A job type, zone or worker id: 1 to max_bytes bytes of A-Z a-z 0-9 _ . : -
 bool IsName(std::string_view text, std::size_t max_bytes);
+// IsName as a Status, `what` naming the field: "zone must be 1-128 bytes of A-Z a-z 0-9 _ . : -".
+// The text itself is quoted only if `what` quotes it: the broker does not echo what a sender put
+// in a field, a program checking its own flags does.
+Status CheckName(std::string_view what, std::string_view text, std::size_t max_bytes);
 
 // A label, a worker's or one a job requires: the key non-empty and without '=', neither the key
 // nor the value holding a newline. The error says which rule the label breaks.

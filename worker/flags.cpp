@@ -39,11 +39,7 @@ Result<std::pair<std::string, std::string>> ParseLabel(std::string_view text) {
 }
 
 Status CheckJobType(std::string_view type) {
-  if (!wire::IsName(type, wire::limits::kMaxTypeBytes)) {
-    return Fail("job type '" + std::string(type) + "' must be 1-" +
-                std::to_string(wire::limits::kMaxTypeBytes) + " bytes of [A-Za-z0-9_.:-]");
-  }
-  return {};
+  return wire::CheckName("job type '" + std::string(type) + "'", type, wire::limits::kMaxTypeBytes);
 }
 
 std::string DefaultWorkerId() {

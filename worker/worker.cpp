@@ -567,9 +567,10 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     return Fail("prefetch must be 0-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +
                 std::to_string(options_.prefetch));
   }
-  if (!wire::IsName(options_.id, wire::limits::kMaxWorkerIdBytes)) {
-    return Fail("worker id '" + options_.id + "' must be 1-" +
-                std::to_string(wire::limits::kMaxWorkerIdBytes) + " bytes of [A-Za-z0-9_.:-]");
+  if (Status id = wire::CheckName("worker id '" + options_.id + "'", options_.id,
+                                  wire::limits::kMaxWorkerIdBytes);
+      !id) {
+    return id;
   }
   for (const auto& broker : options_.brokers) {
     if (Status checked = wire::CheckEndpoint(broker); !checked) return checked;

@@ -5,6 +5,8 @@
 
 #include <fstream>
 #include <set>
+#include <string>
+#include <vector>
 #include <zmq.hpp>
 
 #include "tests/integration/cluster.hpp"
@@ -238,6 +240,19 @@ TEST_CASE("bad flags and config values get a message naming them and a non-zero 
   auto client = Run({BinPath("claw-client"), "submit", "--type", "t", "--priority", "urgent"});
   CHECK(client.Is(wire::ClientExit::kUsage));
   CHECK(client.err.find("urgent") != std::string::npos);
+  // Names are checked before anything is sent: no broker listens here.
+  for (const std::vector<std::string>& flags : std::vector<std::vector<std::string>>{
+           {"--type", "has space"}, {"--type", "t", "--zone", "eu/1"}}) {
+    std::vector<std::string> args = {BinPath("claw-client"), "--broker", "tcp://127.0.0.1:1",
+                                     "submit"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    const std::string& flag = flags[flags.size() - 2];
+    CAPTURE(flag);
+    auto named = Run(args);
+    CHECK(named.Is(wire::ClientExit::kUsage));
+    CHECK(named.err.find(flag) != std::string::npos);
+    CHECK(named.err.find("must be 1-128 bytes of A-Z a-z 0-9 _ . : -") != std::string::npos);
+  }
   auto worker = Run({BinPath("claw-worker"), "--type", "t", "--capacity", "0", "--exec", "true"});
   CHECK(worker.code != 0);
   CHECK(worker.err.find("capacity") != std::string::npos);

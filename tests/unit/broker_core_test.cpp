@@ -406,8 +406,10 @@ TEST_CASE("the broker heartbeats an idle worker and says who it is in WELCOME") 
 TEST_CASE("a READY that breaks the protocol's rules is answered with DISCONNECT and the reason") {
   const std::vector<std::pair<wire::Ready, std::string>> cases = {
       {{.worker_id = "has space", .types = {"t"}},
-       "worker_id must be 1-128 characters of A-Z a-z 0-9 _ . : -"},
+       "worker_id must be 1-128 bytes of A-Z a-z 0-9 _ . : -"},
       {{.worker_id = "w", .types = {}}, "types must name at least one job type"},
+      {{.worker_id = "w", .types = {"t", "has space"}},
+       "each type must be 1-128 bytes of A-Z a-z 0-9 _ . : -"},
       {{.worker_id = "w", .types = {"t"}, .capacity = 0}, "capacity must be 1-10000"},
       {{.worker_id = "w", .types = {"t"}, .labels = {{"", "x"}}}, "label '': the key is empty"},
       {{.worker_id = "w", .types = {"t"}, .labels = {{"zone", "a\nb"}}},

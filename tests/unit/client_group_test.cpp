@@ -138,6 +138,8 @@ TEST_CASE("bad placement in a member line is refused with what is wrong") {
   CHECK(error(R"({"max_rtt": 20})") == "max_rtt must be a string");
   CHECK(error(R"({"max_rtt": "20"})").starts_with("max_rtt: "));
   CHECK(error(R"({"zone": 3})") == "zone must be a string");
+  CHECK(error(R"({"zone": "eu west"})") == "zone must be 1-128 bytes of A-Z a-z 0-9 _ . : -");
+  CHECK(error(R"({"type": "a/b"})") == "type must be 1-128 bytes of A-Z a-z 0-9 _ . : -");
   CHECK(error(R"({"hash_key": true})") == "hash_key must be a string");
 }
 

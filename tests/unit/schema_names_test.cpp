@@ -137,6 +137,15 @@ TEST_CASE("a name is 1 to max bytes of A-Z a-z 0-9 _ . : -") {
   CHECK_FALSE(IsName("a/b", 128));
 }
 
+TEST_CASE("CheckName gives IsName's rule as a message naming the field, not the text") {
+  CHECK(CheckName("zone", "eu-west-1", 128).has_value());
+  const Status bad = CheckName("zone", "has space", 8);
+  REQUIRE_FALSE(bad.has_value());
+  CHECK(bad.error().message == "zone must be 1-8 bytes of A-Z a-z 0-9 _ . : -");
+  CHECK_FALSE(CheckName("zone", "", 8).has_value());
+  CHECK_FALSE(CheckName("zone", "123456789", 8).has_value());
+}
+
 TEST_CASE("a label's key is non-empty without '=', and neither key nor value holds a newline") {
   CHECK(CheckLabel("gpu", "true"));
   CHECK(CheckLabel("tag", ""));
