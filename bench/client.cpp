@@ -127,27 +127,43 @@ Result<SubmitRun> BenchClient::SubmitMany(const SubmitPlan& plan) {
   std::vector<bool> answered(plan.count, false);
   std::uint64_t sent = 0;
   std::uint64_t done = 0;
-  wire::SubmitRequest request{.job = {.type = plan.type}};
+  // Each ACCEPTED may answer many SUBMITs (batch_ack), as a RabbitMQ confirm may.
+  wire::SubmitRequest request{.job = {.type = plan.type}, .batch_ack = true};
 
+  auto take_one = [&](std::uint64_t rid, const std::string* id) -> Status {
+    if (rid < first_rid || rid >= first_rid + plan.count) {
+      return Fail("a SUBMIT reply with unexpected rid " + std::to_string(rid));
+    }
+    const std::uint64_t index = rid - first_rid;
+    if (answered[index]) return Fail("a second reply for SUBMIT rid " + std::to_string(rid));
+    if (id == nullptr || id->empty()) {
+      return Fail("ACCEPTED without a job id for rid " + std::to_string(rid));
+    }
+    answered[index] = true;
+    run.ids.push_back(*id);
+    ++done;
+    return {};
+  };
   auto take = [&](const wire::ClientReply& reply) -> Status {
-    if (reply.command != wire::ClientCommand::kSubmit || reply.rid < first_rid ||
-        reply.rid >= first_rid + plan.count) {
+    if (reply.command != wire::ClientCommand::kSubmit) {
       return Fail("unexpected " + std::string(wire::Name(reply.command)) + " reply with rid " +
                   std::to_string(reply.rid));
     }
-    const std::uint64_t index = reply.rid - first_rid;
-    if (answered[index]) return Fail("a second reply for SUBMIT rid " + std::to_string(reply.rid));
     if (reply.status != wire::StatusCode::kAccepted) {
       return Fail("SUBMIT rid " + std::to_string(reply.rid) + " answered " +
                   std::string(wire::Name(reply.status)) + ": " + reply.message + " (after " +
                   std::to_string(done) + " of " + std::to_string(plan.count) + " ACCEPTED)");
     }
-    if (!reply.id || reply.id->empty()) {
-      return Fail("ACCEPTED without a job id for rid " + std::to_string(reply.rid));
+    if (reply.rids) {
+      if (!reply.ids || reply.ids->size() != reply.rids->size()) {
+        return Fail("a batched ACCEPTED whose ids do not match its rids");
+      }
+      for (std::size_t i = 0; i < reply.rids->size(); ++i) {
+        if (auto ok = take_one((*reply.rids)[i], &(*reply.ids)[i]); !ok) return ok;
+      }
+    } else if (auto ok = take_one(reply.rid, reply.id ? &*reply.id : nullptr); !ok) {
+      return ok;
     }
-    answered[index] = true;
-    run.ids.push_back(*reply.id);
-    ++done;
     run.last_accepted_ns = MonoNanos();
     return {};
   };

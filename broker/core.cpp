@@ -266,6 +266,10 @@ void Core::HandleSubmit(const wire::Envelope& from, wire::SubmitRequest& r, Now 
     links.after_policy = policy;
   }
   Accept(job);
+  if (r.batch_ack) {
+    building_.replies.push_back({.to = from, .command = cmd, .rid = r.rid, .batched = seq});
+    return;
+  }
   wire::ClientReply reply{.command = cmd, .rid = r.rid, .status = StatusCode::kAccepted};
   reply.id = FormatJobId(seq);
   building_.replies.push_back(Defer(from, reply));
@@ -1623,9 +1627,7 @@ std::optional<WriteBatch> Core::TakeBatch(Now now) {
 std::optional<WriteBatch> Core::TakeAll() {
   if (in_flight_) return std::nullopt;
   if (building_.dirty.empty() && building_.removals.empty()) {
-    for (auto& deferred : building_.replies) {
-      outbox_.push_back({deferred.to, std::move(deferred.frames)});
-    }
+    SendDeferred(building_.replies);
     building_.replies.clear();
     return std::nullopt;
   }
@@ -1676,7 +1678,7 @@ void Core::OnBatchDone(const Status& result, Now now) {
     }
     return;
   }
-  for (auto& deferred : done.replies) outbox_.push_back({deferred.to, std::move(deferred.frames)});
+  SendDeferred(done.replies);
   for (const ExpiredJob& expired : done.removals) {
     --counts_[StateIndex(expired.state)];
     if (auto key = keys_.find(expired.key); key != keys_.end() && key->second == expired.seq) {
@@ -1712,6 +1714,41 @@ void Core::OnBatchDone(const Status& result, Now now) {
 
 void Core::Reply(const wire::Envelope& to, wire::ClientReply reply) {
   outbox_.push_back({to, wire::Encode(reply)});
+}
+
+void Core::SendDeferred(std::vector<DeferredReply>& replies) {
+  // One ACCEPTED per client carries its batched jobs, in the order they were accepted, up to
+  // max_batch_acks each.
+  std::vector<std::pair<const wire::Envelope*, wire::ClientReply>> folded;
+  std::unordered_map<std::string_view, std::size_t> open;  // routing id -> index in folded
+  for (auto& deferred : replies) {
+    if (!deferred.batched) {
+      outbox_.push_back({deferred.to, std::move(deferred.frames)});
+      continue;
+    }
+    auto [it, added] = open.try_emplace(deferred.to.routing_id, folded.size());
+    if (added || folded[it->second].second.rids->size() >=
+                     static_cast<std::size_t>(wire::limits::kMaxBatchAcks)) {
+      it->second = folded.size();
+      wire::ClientReply reply{.command = wire::ClientCommand::kSubmit,
+                              .rid = deferred.rid,
+                              .status = StatusCode::kAccepted};
+      reply.rids.emplace();
+      reply.ids.emplace();
+      folded.emplace_back(&deferred.to, std::move(reply));
+    }
+    wire::ClientReply& reply = folded[it->second].second;
+    reply.rids->push_back(deferred.rid);
+    reply.ids->push_back(FormatJobId(*deferred.batched));
+  }
+  for (auto& [to, reply] : folded) {
+    reply.id = reply.ids->front();
+    if (reply.rids->size() == 1) {
+      reply.rids.reset();
+      reply.ids.reset();
+    }
+    Reply(*to, std::move(reply));
+  }
 }
 
 Core::DeferredReply Core::Defer(const wire::Envelope& to, const wire::ClientReply& reply) {

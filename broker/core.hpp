@@ -183,12 +183,14 @@ class Core {
   using DeadlineHeap = std::priority_queue<Deadline, std::vector<Deadline>, std::greater<>>;
   // A reply that waits for its batch's commit, encoded at once (a ClientReply is 2 KiB, its
   // frames a few dozen bytes). If the commit fails, a STORAGE_ERROR for the same command and rid
-  // goes instead.
+  // goes instead. The ACCEPTED of a new job whose SUBMIT asked for batch_ack is not encoded:
+  // `batched` holds its job, and the commit sends one reply per client for all of them.
   struct DeferredReply {
     wire::Envelope to;
     wire::ClientCommand command = wire::ClientCommand::kSubmit;
     std::uint64_t rid = 0;
     wire::Frames frames;
+    std::optional<Seq> batched;
   };
   struct Batch {
     std::map<Seq, bool> dirty;           // seq -> needs insert
@@ -240,6 +242,8 @@ class Core {
   Job* LeasedJob(Seq seq, std::uint64_t lease);
 
   void Reply(const wire::Envelope& to, wire::ClientReply reply);
+  // Sends the replies that waited for a commit: the batched ACCEPTEDs folded per client.
+  void SendDeferred(std::vector<DeferredReply>& replies);
   static DeferredReply Defer(const wire::Envelope& to, const wire::ClientReply& reply);
   void ReplyError(const wire::Envelope& to, wire::ClientCommand command, std::uint64_t rid,
                   wire::StatusCode status, std::string message);

@@ -326,6 +326,7 @@ void Fields(F& f, const SubmitRequest& v) {
   f(field::kRid, v.rid);
   Fields(f, v.job);
   if (v.key) f(field::kKey, *v.key);
+  if (v.batch_ack) f(field::kBatchAck, v.batch_ack);
 }
 
 template <typename F>
@@ -386,6 +387,7 @@ void Fields(F& f, const ClientReply& v) {
   if (v.role) f(field::kRole, *v.role);
   if (v.epoch) f(field::kEpoch, *v.epoch);
   if (v.ids) f(field::kIds, *v.ids);
+  if (v.rids) f(field::kRids, *v.rids);
   if (v.follow_up_id) f(field::kFollowUpId, *v.follow_up_id);
   if (v.group) f(field::kGroup, *v.group);
   if (v.moved) f(field::kMoved, *v.moved);
@@ -922,6 +924,7 @@ std::expected<ClientRequest, std::string> ReadClientRequest(ClientCommand comman
       r.Req(field::kRid, m.rid);
       ReadSpec(r, m.job);
       r.Opt(field::kKey, m.key);
+      r.OptPlain(field::kBatchAck, m.batch_ack);
       return finish(r, std::move(m));
     }
     case ClientCommand::kStatus: {
@@ -1350,6 +1353,7 @@ Result<ClientReply> DecodeClientReply(std::span<const std::string_view> frames,
   r.Opt(field::kRole, reply.role);
   r.Opt(field::kEpoch, reply.epoch);
   r.Opt(field::kIds, reply.ids);
+  r.Opt(field::kRids, reply.rids);
   r.Opt(field::kFollowUpId, reply.follow_up_id);
   r.Opt(field::kGroup, reply.group);
   r.Opt(field::kMoved, reply.moved);

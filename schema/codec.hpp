@@ -321,6 +321,7 @@ struct SubmitRequest {
   std::uint64_t rid = 0;
   JobSpec job;
   std::optional<std::string> key;
+  bool batch_ack = false;  // its ACCEPTED may come in a batched reply (rids, ids)
   bool operator==(const SubmitRequest&) const = default;
 };
 
@@ -413,6 +414,7 @@ struct ClientReply {
   std::optional<std::string> role;
   std::optional<std::uint64_t> epoch;
   std::optional<std::vector<std::string>> ids;
+  std::optional<std::vector<std::uint64_t>> rids;  // a batched ACCEPTED: the SUBMITs it answers
   std::optional<std::string> follow_up_id;
   std::optional<GroupInfo> group;
   std::optional<std::uint64_t> moved;

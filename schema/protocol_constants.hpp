@@ -207,6 +207,7 @@ inline constexpr std::int64_t kMaxCapacity = 10000;
 inline constexpr std::int64_t kMaxLabels = 64;
 inline constexpr std::int64_t kMaxGroupJobs = 10000;
 inline constexpr std::int64_t kMaxAfter = 10000;
+inline constexpr std::int64_t kMaxBatchAcks = 1000;
 }  // namespace limits
 
 enum class ClientExit : int {
@@ -232,6 +233,7 @@ inline constexpr std::string_view kAfterPolicy = "after_policy";
 inline constexpr std::string_view kAttempt = "attempt";
 inline constexpr std::string_view kAttempts = "attempts";
 inline constexpr std::string_view kBackoffMs = "backoff_ms";
+inline constexpr std::string_view kBatchAck = "batch_ack";
 inline constexpr std::string_view kBreaker = "breaker";
 inline constexpr std::string_view kCapacity = "capacity";
 inline constexpr std::string_view kCapacityInUse = "capacity_in_use";
@@ -304,6 +306,7 @@ inline constexpr std::string_view kReplication = "replication";
 inline constexpr std::string_view kRequires = "requires";
 inline constexpr std::string_view kResult = "result";
 inline constexpr std::string_view kRid = "rid";
+inline constexpr std::string_view kRids = "rids";
 inline constexpr std::string_view kRole = "role";
 inline constexpr std::string_view kRttMs = "rtt_ms";
 inline constexpr std::string_view kRunAt = "run_at";

@@ -3,12 +3,16 @@
 #include <doctest/doctest.h>
 #include <signal.h>
 
+#include <chrono>
 #include <fstream>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
 #include <zmq.hpp>
 
+#include "schema/codec.hpp"
+#include "schema/transport.hpp"
 #include "tests/integration/cluster.hpp"
 
 namespace claw::testing {
@@ -193,6 +197,58 @@ TEST_CASE("a burst of malformed frames leaves the broker serving") {
   CHECK(done.code == 0);
   CHECK(done.out == "still here");
   CHECK(c.Json({"cluster"})["jobs"]["succeeded"] == 1);
+}
+
+TEST_CASE("batch_ack: pipelined SUBMITs are answered by batched ACCEPTEDs, each rid once") {
+  Cluster c;
+  c.StartBroker();
+  zmq::context_t context;
+  auto dealer = wire::ConnectDealer(context, c.endpoint(), 1 << 20);
+  REQUIRE(dealer.has_value());
+  // IMMEDIATE: nothing is queued before the connection exists, so PING until it answers.
+  const bool connected = WaitFor([&] {
+    if (!wire::Send(*dealer, wire::Encode(wire::ClientRequest{wire::PingRequest{.rid = 1}}))) {
+      return false;
+    }
+    return wire::Receive(*dealer, std::chrono::milliseconds(500)).has_value();
+  });
+  REQUIRE(connected);
+  constexpr std::uint64_t kJobs = 300;
+  for (std::uint64_t rid = 100; rid < 100 + kJobs; ++rid) {
+    wire::SubmitRequest submit{.rid = rid, .job = {.type = "folded"}, .batch_ack = true};
+    REQUIRE(wire::Send(*dealer, wire::Encode(wire::ClientRequest{submit})));
+  }
+  std::map<std::uint64_t, std::string> ids;  // rid -> job id
+  std::size_t replies = 0;
+  bool duplicate = false;
+  // Bounded: each pass waits at most 30 s for a reply, and every reply answers at least one rid.
+  while (ids.size() < kJobs && !duplicate) {
+    auto frames = wire::Receive(*dealer, std::chrono::seconds(30));
+    REQUIRE(frames.has_value());
+    auto reply = wire::DecodeClientReply(wire::Views(*frames));
+    REQUIRE(reply.has_value());
+    if (reply->command != wire::ClientCommand::kSubmit) continue;  // a late PING answer
+    REQUIRE(reply->status == wire::StatusCode::kAccepted);
+    ++replies;
+    std::vector<std::uint64_t> rids = reply->rids.value_or(std::vector{reply->rid});
+    std::vector<std::string> answered = reply->ids.value_or(std::vector{reply->id.value_or("")});
+    REQUIRE(rids.size() == answered.size());
+    CHECK(rids.front() == reply->rid);
+    for (std::size_t i = 0; i < rids.size(); ++i) {
+      duplicate = duplicate || !ids.emplace(rids[i], answered[i]).second;
+    }
+  }
+  CHECK_FALSE(duplicate);
+  REQUIRE(ids.size() == kJobs);
+  CHECK(ids.begin()->first == 100);
+  CHECK(ids.rbegin()->first == 100 + kJobs - 1);
+  std::set<std::string> distinct;
+  for (const auto& [rid, id] : ids) distinct.insert(id);
+  CHECK(distinct.size() == kJobs);
+  // 300 fsync'd commits take far longer than sending 300 SUBMITs: they share commits.
+  CHECK(replies < kJobs);
+  CHECK(c.Json({"cluster"})["jobs"]["queued"] == kJobs);
+  CHECK(c.State(ids.at(100)) == "queued");
 }
 
 TEST_CASE("cancel: a queued job never runs, a running job's worker stops it") {

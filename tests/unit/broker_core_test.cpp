@@ -37,6 +37,66 @@ TEST_CASE("ACCEPTED is sent only once the job is committed") {
   CHECK((*stored)->state == JobState::kQueued);
 }
 
+TEST_CASE("batch_ack: one commit's ACCEPTEDs reach each client as one reply, in order") {
+  Harness h;
+  for (std::uint64_t rid : {11, 12, 13}) {
+    h.Send("a", wire::SubmitRequest{.rid = rid, .job = {.type = "t"}, .batch_ack = true});
+  }
+  h.Send("b", wire::SubmitRequest{.rid = 21, .job = {.type = "t"}, .batch_ack = true});
+  h.Send("a", wire::SubmitRequest{.rid = 14, .job = {.type = "t"}});
+  CHECK(h.RepliesTo("a").empty());
+  h.Commit();
+  auto to_a = h.RepliesTo("a");
+  REQUIRE(to_a.size() == 2);
+  const auto& plain = to_a[0].rid == 14 ? to_a[0] : to_a[1];
+  const auto& folded = to_a[0].rid == 14 ? to_a[1] : to_a[0];
+  CHECK(plain.id == "j-5");
+  CHECK_FALSE(plain.rids.has_value());
+  CHECK(folded.status == StatusCode::kAccepted);
+  CHECK(folded.rid == 11);
+  CHECK(folded.id == "j-1");
+  CHECK(folded.rids == std::vector<std::uint64_t>{11, 12, 13});
+  CHECK(folded.ids == std::vector<std::string>{"j-1", "j-2", "j-3"});
+  auto to_b = h.RepliesTo("b");  // one job: a plain ACCEPTED
+  REQUIRE(to_b.size() == 1);
+  CHECK(to_b[0].rid == 21);
+  CHECK(to_b[0].id == "j-4");
+  CHECK_FALSE(to_b[0].rids.has_value());
+}
+
+TEST_CASE("batch_ack: a batched reply answers at most max_batch_acks SUBMITs") {
+  Harness h;
+  const auto n = static_cast<std::uint64_t>(wire::limits::kMaxBatchAcks) + 1;
+  for (std::uint64_t rid = 1; rid <= n; ++rid) {
+    h.Send("a", wire::SubmitRequest{.rid = rid, .job = {.type = "t"}, .batch_ack = true});
+  }
+  h.Commit();
+  auto replies = h.RepliesTo("a");
+  REQUIRE(replies.size() == 2);
+  REQUIRE(replies[0].rids.has_value());
+  CHECK(replies[0].rids->size() == n - 1);
+  CHECK(replies[0].ids->back() == "j-" + std::to_string(n - 1));
+  CHECK(replies[1].rid == n);
+  CHECK(replies[1].id == "j-" + std::to_string(n));
+}
+
+TEST_CASE("batch_ack: a failed commit answers each SUBMIT with its own STORAGE_ERROR") {
+  Harness h;
+  for (std::uint64_t rid : {1, 2}) {
+    h.Send("a", wire::SubmitRequest{.rid = rid, .job = {.type = "t"}, .batch_ack = true});
+  }
+  auto batch = h.core().TakeBatch(h.now());
+  REQUIRE(batch.has_value());
+  h.core().OnBatchDone(std::unexpected(Error{"disk full"}), h.now());
+  auto replies = h.RepliesTo("a");
+  REQUIRE(replies.size() == 2);
+  for (const auto& reply : replies) {
+    CHECK(reply.status == StatusCode::kStorageError);
+    CHECK_FALSE(reply.rids.has_value());
+  }
+  CHECK(replies[0].rid + replies[1].rid == 3);
+}
+
 TEST_CASE("a new job is not dispatched before its commit") {
   Harness h;
   h.Ready("w1", {"crawl"}, 1);

@@ -197,7 +197,8 @@ ClientRequest SubmitSample() {
                                .zone = "eu-1",
                                .locality = Locality::kAny,
                                .max_rtt_ms = 50},
-                       .key = "order-17"};
+                       .key = "order-17",
+                       .batch_ack = true};
 }
 ClientRequest StatusSample() { return StatusRequest{.rid = 43, .id = "j-7"}; }
 ClientRequest ListSample() {
@@ -246,6 +247,8 @@ ClientReply SubmitReplySample() {
   ClientReply reply = ReplyBase(ClientCommand::kSubmit, StatusCode::kAccepted);
   reply.id = "j-7";
   reply.existing = true;
+  reply.rids = {42, 1ull << 40};
+  reply.ids = {"j-7", "j-8"};
   return reply;
 }
 ClientReply JobReplySample(ClientCommand command) {
@@ -679,6 +682,7 @@ TEST_CASE("absent optional fields decode to their defaults") {
   CHECK_FALSE(submit.job.timeout_ms.has_value());
   CHECK_FALSE(submit.job.max_attempts.has_value());
   CHECK_FALSE(submit.key.has_value());
+  CHECK_FALSE(submit.batch_ack);
 
   // READY without capacity or labels: capacity 1, no labels.
   msgpack::sbuffer body;
