@@ -1718,8 +1718,13 @@ void Core::Reply(const wire::Envelope& to, wire::ClientReply reply) {
 
 void Core::SendDeferred(std::vector<DeferredReply>& replies) {
   // One ACCEPTED per client carries its batched jobs, in the order they were accepted, up to
-  // max_batch_acks each.
-  std::vector<std::pair<const wire::Envelope*, wire::ClientReply>> folded;
+  // max_batch_acks each. It takes the outbox slot of its first job, so that a client's replies
+  // keep the order of its requests.
+  struct Fold {
+    std::size_t slot = 0;  // in outbox_
+    wire::ClientReply reply;
+  };
+  std::vector<Fold> folded;
   std::unordered_map<std::string_view, std::size_t> open;  // routing id -> index in folded
   for (auto& deferred : replies) {
     if (!deferred.batched) {
@@ -1727,27 +1732,29 @@ void Core::SendDeferred(std::vector<DeferredReply>& replies) {
       continue;
     }
     auto [it, added] = open.try_emplace(deferred.to.routing_id, folded.size());
-    if (added || folded[it->second].second.rids->size() >=
+    if (added || folded[it->second].reply.rids->size() >=
                      static_cast<std::size_t>(wire::limits::kMaxBatchAcks)) {
       it->second = folded.size();
-      wire::ClientReply reply{.command = wire::ClientCommand::kSubmit,
-                              .rid = deferred.rid,
-                              .status = StatusCode::kAccepted};
-      reply.rids.emplace();
-      reply.ids.emplace();
-      folded.emplace_back(&deferred.to, std::move(reply));
+      Fold fold{.slot = outbox_.size(),
+                .reply = {.command = wire::ClientCommand::kSubmit,
+                          .rid = deferred.rid,
+                          .status = StatusCode::kAccepted}};
+      fold.reply.rids.emplace();
+      fold.reply.ids.emplace();
+      folded.push_back(std::move(fold));
+      outbox_.push_back({deferred.to, {}});
     }
-    wire::ClientReply& reply = folded[it->second].second;
+    wire::ClientReply& reply = folded[it->second].reply;
     reply.rids->push_back(deferred.rid);
     reply.ids->push_back(FormatJobId(*deferred.batched));
   }
-  for (auto& [to, reply] : folded) {
+  for (auto& [slot, reply] : folded) {
     reply.id = reply.ids->front();
     if (reply.rids->size() == 1) {
       reply.rids.reset();
       reply.ids.reset();
     }
-    Reply(*to, std::move(reply));
+    outbox_[slot].frames = wire::Encode(reply);
   }
 }
 

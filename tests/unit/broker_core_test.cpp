@@ -48,8 +48,8 @@ TEST_CASE("batch_ack: one commit's ACCEPTEDs reach each client as one reply, in 
   h.Commit();
   auto to_a = h.RepliesTo("a");
   REQUIRE(to_a.size() == 2);
-  const auto& plain = to_a[0].rid == 14 ? to_a[0] : to_a[1];
-  const auto& folded = to_a[0].rid == 14 ? to_a[1] : to_a[0];
+  const auto& folded = to_a[0];  // in the place of its first request, before rid 14's reply
+  const auto& plain = to_a[1];
   CHECK(plain.id == "j-5");
   CHECK_FALSE(plain.rids.has_value());
   CHECK(folded.status == StatusCode::kAccepted);
@@ -62,6 +62,21 @@ TEST_CASE("batch_ack: one commit's ACCEPTEDs reach each client as one reply, in 
   CHECK(to_b[0].rid == 21);
   CHECK(to_b[0].id == "j-4");
   CHECK_FALSE(to_b[0].rids.has_value());
+}
+
+TEST_CASE("batch_ack: a job's ACCEPTED comes before the existing:true of a resend of it") {
+  Harness h;
+  h.Send("a", wire::SubmitRequest{.rid = 1, .job = {.type = "t"}, .batch_ack = true});
+  h.Send("a", wire::SubmitRequest{.rid = 2, .job = {.type = "t"}, .key = "k", .batch_ack = true});
+  h.Send("a", wire::SubmitRequest{.rid = 3, .job = {.type = "t"}, .key = "k", .batch_ack = true});
+  h.Commit();
+  auto replies = h.RepliesTo("a");
+  REQUIRE(replies.size() == 2);
+  CHECK(replies[0].rids == std::vector<std::uint64_t>{1, 2});
+  CHECK(replies[0].ids == std::vector<std::string>{"j-1", "j-2"});
+  CHECK(replies[1].rid == 3);
+  CHECK(replies[1].id == "j-2");
+  CHECK(replies[1].existing == true);
 }
 
 TEST_CASE("batch_ack: a batched reply answers at most max_batch_acks SUBMITs") {
