@@ -1279,12 +1279,12 @@ std::expected<Inbound, DecodeError> DecodeInbound(std::span<const std::string_vi
                   " bytes is over the limit of " + std::to_string(limits.max_body_bytes);
     return std::unexpected(err);
   }
-  auto handle = Unpack(frames[2], limits);
-  if (!handle) {
-    err.message = handle.error().message;
+  auto unpacked = Unpack(frames[2], limits);
+  if (!unpacked) {
+    err.message = unpacked.error().message;
     return std::unexpected(err);
   }
-  const msgpack::object& body = *handle;
+  const msgpack::object& body = *unpacked;
   if (err.dialog == Dialog::kClient) {
     if (const auto* rid = Reader(body, "").Find(field::kRid); rid != nullptr) Read(*rid, err.rid);
     auto command = FindCode(kClientCommands, err.command);
@@ -1334,11 +1334,11 @@ Result<ClientReply> DecodeClientReply(std::span<const std::string_view> frames,
     return Fail("not a Claw client reply");
   auto command = FindCode(kClientCommands, static_cast<std::uint8_t>(frames[1][0]));
   if (!command) return Fail("reply with an unknown command code");
-  auto handle = Unpack(frames[2], limits);
-  if (!handle) return std::unexpected(handle.error());
+  auto unpacked = Unpack(frames[2], limits);
+  if (!unpacked) return std::unexpected(unpacked.error());
   ClientReply reply;
   reply.command = *command;
-  Reader r(*handle, "reply");
+  Reader r(*unpacked, "reply");
   std::uint32_t status = 0;
   r.Req(field::kRid, reply.rid);
   r.Req(field::kStatus, status);
@@ -1367,9 +1367,9 @@ Result<WorkerMessage> DecodeWorkerMessage(std::span<const std::string_view> fram
     return Fail("not a Claw worker message");
   auto command = FindCode(kWorkerCommands, static_cast<std::uint8_t>(frames[1][0]));
   if (!command || !BrokerMaySend(*command)) return Fail("unexpected worker command code");
-  auto handle = Unpack(frames[2], limits);
-  if (!handle) return std::unexpected(handle.error());
-  auto message = ReadWorkerMessage(*command, *handle);
+  auto unpacked = Unpack(frames[2], limits);
+  if (!unpacked) return std::unexpected(unpacked.error());
+  auto message = ReadWorkerMessage(*command, *unpacked);
   if (!message) return Fail(message.error());
   return std::move(*message);
 }
@@ -1380,9 +1380,9 @@ Result<PeerMessage> DecodePeerMessage(std::span<const std::string_view> frames,
     return Fail("not a Claw peer message");
   auto command = FindCode(kPeerCommands, static_cast<std::uint8_t>(frames[1][0]));
   if (!command) return Fail("unknown peer command code");
-  auto handle = Unpack(frames[2], limits);
-  if (!handle) return std::unexpected(handle.error());
-  auto message = ReadPeerMessage(*command, *handle);
+  auto unpacked = Unpack(frames[2], limits);
+  if (!unpacked) return std::unexpected(unpacked.error());
+  auto message = ReadPeerMessage(*command, *unpacked);
   if (!message) return Fail(message.error());
   return std::move(*message);
 }

@@ -567,9 +567,8 @@ Status Worker::Run(const std::atomic<bool>& stop) {
     return Fail("prefetch must be 0-" + std::to_string(wire::limits::kMaxCapacity) + ", got " +
                 std::to_string(options_.prefetch));
   }
-  if (Status id = wire::CheckName("worker id '" + options_.id + "'", options_.id,
-                                  wire::limits::kMaxWorkerIdBytes);
-      !id) {
+  const std::string what = "worker id '" + options_.id + "'";
+  if (Status id = wire::CheckName(what, options_.id, wire::limits::kMaxWorkerIdBytes); !id) {
     return id;
   }
   for (const auto& broker : options_.brokers) {
