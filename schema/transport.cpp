@@ -144,8 +144,9 @@ bool Send(zmq::socket_t& dealer, const Frames& frames) {
 std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
                                                 std::chrono::milliseconds timeout) {
   try {
+    // With no time to wait, the receive alone looks: a zmq_poll would add two polls.
     zmq::pollitem_t item{dealer.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
+    if (timeout.count() > 0 && zmq::poll(&item, 1, timeout) <= 0) return std::nullopt;
     zmq::message_t first;
     if (!dealer.recv(first, zmq::recv_flags::dontwait)) return std::nullopt;
     std::vector<zmq::message_t> parts;

@@ -48,7 +48,8 @@ SendOutcome SendTo(zmq::socket_t& router, const Envelope& to, const Frames& fram
 // Sends on a DEALER without blocking; false when the message could not be queued.
 bool Send(zmq::socket_t& dealer, const Frames& frames);
 
-// Waits up to `timeout` for a message on a DEALER and returns its frames; nullopt on timeout.
+// Waits up to `timeout` (0: not at all) for a message on a DEALER and returns its frames;
+// nullopt on timeout.
 std::optional<std::vector<std::string>> Receive(zmq::socket_t& dealer,
                                                 std::chrono::milliseconds timeout);
 
