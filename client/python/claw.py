@@ -439,6 +439,98 @@ class Client:
         self.last_submit_existing = bool(reply.get("existing", False))
         return reply["id"]
 
+    def submit_many(self, jobs, window=1000):
+        """Submits many jobs, pipelined, and returns their ids in the order of `jobs`.
+
+        `jobs` is an iterable (a generator will do) of dicts of submit's arguments (`type`,
+        `payload`, ..., `key`). Up to `window` SUBMITs are unanswered at once, each with
+        batch_ack, so that the broker answers the new jobs of one commit with one reply
+        (PROTOCOL.md 4.3), where submit waits for a round trip and a commit per job. Every job
+        gets an idempotency key (a random one
+        when it has none), so that when no reply comes within `timeout`, or the broker answers
+        NOT_ACTIVE, the unanswered SUBMITs are sent again, to the next endpoint, without making
+        a job twice. `last_submit_existing` becomes a list: for each job, whether its key matched
+        an earlier job (as it does for a job whose first reply was lost). A refusal raises
+        ClawError, its message naming the job's index; the jobs before it may have been created.
+        """
+        if window < 1:
+            raise ValueError(f"window must be at least 1, got {window}")
+        jobs = iter(jobs)
+        ids = []
+        existing = []
+
+        def take_job():
+            job = next(jobs, None)
+            if job is None:
+                return None
+            job = dict(job)
+            key = job.pop("key", None) or self.new_key()
+            body = submit_body(self._next_rid(), key=key, **_job_spec(**job))
+            body["batch_ack"] = True
+            ids.append(None)
+            existing.append(False)
+            return len(ids) - 1, body
+
+        resend = collections.deque()  # (index, body) to send again, in order
+        sent = {}  # rid -> (index, body) of the SUBMITs sent and not answered
+        pending = None  # the next (index, body) to send
+        silent = 0  # endpoints in a row that answered nothing within the timeout
+        not_active = 0  # NOT_ACTIVE answers in a row
+
+        def move_on():
+            # Everything unanswered goes again, in order, with its rid and key, to the next one.
+            nonlocal pending, resend
+            again = list(sent.values()) + list(resend) + ([pending] if pending else [])
+            resend = collections.deque(sorted(again, key=lambda entry: entry[0]))
+            sent.clear()
+            pending = None
+            self._next_endpoint()
+
+        while True:
+            while len(sent) < window:
+                if pending is None:
+                    pending = resend.popleft() if resend else take_job()
+                if pending is None:
+                    break
+                # Wait for a connection only when nothing is in flight.
+                if not self._send("SUBMIT", pending[1], 0.0 if sent else self.timeout):
+                    break
+                sent[pending[1]["rid"]] = pending
+                pending = None
+            if not sent and pending is None:
+                break
+            reply = self._receive_any("SUBMIT", sent, self.timeout) if sent else None
+            if reply is None:
+                silent += 1
+                if silent >= _ROUNDS * len(self.endpoints):
+                    raise Unreachable(f"no broker answered SUBMIT ({', '.join(self.endpoints)})")
+                move_on()
+                continue
+            silent = 0
+            if reply.get("status") == _STATUS_CODES["NOT_ACTIVE"]:
+                not_active += 1
+                if not_active >= _ROUNDS * len(self.endpoints):
+                    raise ClawError("NOT_ACTIVE", reply.get("message", ""), reply["status"])
+                if not_active % len(self.endpoints) == 0:
+                    time.sleep(self.timeout)
+                move_on()
+                continue
+            not_active = 0
+            try:
+                _raise_for_status(reply)
+            except ClawError as error:
+                raise ClawError(error.status_name, f"job {sent[reply['rid']][0]}: {error.message}",
+                                error.status) from None
+            rids = reply.get("rids") or [reply["rid"]]
+            answered = reply.get("ids") or [reply["id"]]
+            for rid, job_id in zip(rids, answered):
+                entry = sent.pop(rid, None)
+                if entry is not None:
+                    ids[entry[0]] = job_id
+                    existing[entry[0]] = bool(reply.get("existing", False))
+        self.last_submit_existing = existing
+        return ids
+
     def group_submit(self, jobs, follow_up=None, follow_up_policy=None, key=None):
         """Submits a group of jobs, and optionally its follow-up, in one transaction.
 
@@ -621,6 +713,11 @@ class Client:
 
     def _receive(self, command, rid, wait_seconds):
         """The reply to (command, rid) within wait_seconds, or None. Drops anything else."""
+        return self._receive_any(command, (rid,), wait_seconds)
+
+    def _receive_any(self, command, rids, wait_seconds):
+        """A reply to `command` for one of `rids` (a batched reply: its first rid) within
+        wait_seconds, or None. Drops anything else."""
         end = time.monotonic() + wait_seconds
         sock = self._ensure_socket()
         while True:
@@ -634,7 +731,7 @@ class Client:
             except ProtocolError:
                 continue
             if (message.dialog == "client" and message.command == command and
-                    message.body.get("rid") == rid):
+                    message.body.get("rid") in rids):
                 return message.body
 
     def _request(self, command, body):

@@ -9,6 +9,7 @@
 
 #include <fstream>
 #include <functional>
+#include <set>
 #include <span>
 #include <sstream>
 #include <string>
@@ -297,6 +298,79 @@ TEST_CASE("python: a python submit with the same key twice gives the same id") {
   REQUIRE(jobs.is_array());
   CHECK(jobs.size() == 1);
   CHECK(c.Json({"status", id})["payload"] == "first");
+}
+
+// The ids submit_many.py printed, one per line.
+std::vector<std::string> Lines(const std::string& out) {
+  std::vector<std::string> lines;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST_CASE("python: submit_many creates each job once and gives its ids in the order of the jobs") {
+  RequirePython();
+  Cluster c;
+  c.StartBroker();
+  constexpr std::size_t kJobs = 3000;
+  auto run = Run(Python("tests/submit_many.py", {c.endpoint(), "py-many", std::to_string(kJobs)}));
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  const auto ids = Lines(run.out);
+  REQUIRE(ids.size() == kJobs);
+  CHECK(std::set<std::string>(ids.begin(), ids.end()).size() == kJobs);
+  for (std::size_t i : {std::size_t{0}, std::size_t{1234}, kJobs - 1}) {
+    CHECK(c.Json({"status", ids[i]})["payload"] == "job-" + std::to_string(i));
+  }
+  CHECK(c.Json({"cluster"})["jobs"]["queued"] == kJobs);
+  CHECK(run.err.find("existing 0") != std::string::npos);
+}
+
+TEST_CASE(
+    "python: submit_many sends again what a killed broker left unanswered, making no job twice") {
+  RequirePython();
+  Cluster c;
+  c.StartBroker();
+  // Enough that Python is still submitting when the broker dies (it makes some 10,000 a second).
+  constexpr std::size_t kJobs = 150000;
+  auto submitter = Process::Start(
+      Python("tests/submit_many.py", {c.endpoint(), "py-many", std::to_string(kJobs), "3"}),
+      c.Path("submit-many.log"));
+  REQUIRE(WaitFor([&] { return c.Json({"cluster"})["jobs"]["queued"] >= 2000; }));
+  REQUIRE(submitter.Running());
+  c.KillBroker(SIGKILL);
+  c.StartBroker();
+  const auto code = submitter.Wait(std::chrono::seconds(300));
+  const auto log = ReadFile(c.Path("submit-many.log"));
+  INFO(log.substr(log.size() > 2000 ? log.size() - 2000 : 0));
+  REQUIRE(code == 0);
+  // One id per job, none twice: a SUBMIT committed before the kill and sent again matched its key.
+  std::set<std::string> ids;
+  std::size_t lines = 0;
+  for (const auto& line : Lines(log)) {
+    if (line.rfind("j-", 0) != 0) continue;
+    ++lines;
+    ids.insert(line);
+  }
+  CHECK(lines == kJobs);
+  CHECK(ids.size() == kJobs);
+  CHECK(c.Json({"cluster"})["jobs"]["queued"] == kJobs);
+}
+
+TEST_CASE("python: submit_many moves past an endpoint where no broker answers") {
+  RequirePython();
+  Cluster nobody;  // never started: its endpoint is a free port with no broker
+  Cluster c;
+  c.StartBroker();
+  constexpr std::size_t kJobs = 500;
+  auto run = Run(Python("tests/submit_many.py", {nobody.endpoint() + "," + c.endpoint(), "py-many",
+                                                 std::to_string(kJobs), "1"}));
+  INFO(run.err);
+  REQUIRE(run.code == 0);
+  const auto ids = Lines(run.out);
+  REQUIRE(ids.size() == kJobs);
+  CHECK(c.Json({"status", ids.back()})["payload"] == "job-" + std::to_string(kJobs - 1));
+  CHECK(c.Json({"cluster"})["jobs"]["queued"] == kJobs);
 }
 
 TEST_CASE("python: client and worker move past an endpoint where no broker answers") {
