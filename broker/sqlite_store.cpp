@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 #include <cctype>
 #include <charconv>
 #include <cstddef>
@@ -170,9 +171,21 @@ constexpr std::string_view kJobColumns =
     "progress_message, checkpoint, group_seq, follow_up, after, after_policy, hash_key, "
     "required_labels, zone, locality, max_rtt_ms";
 
-constexpr std::string_view kInsertValues =
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, "
-    "?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)";
+constexpr int kColumns = kMaxRttMs;
+
+// The insert of `rows` jobs (1, or SqliteJobStore::kRowsPerInsert): row N's columns are parameters
+// N * kColumns + 1 on, in Column order.
+std::string InsertSql(int rows) {
+  std::string sql = "INSERT INTO jobs (" + std::string(kJobColumns) + ") VALUES ";
+  for (int row = 0; row < rows; ++row) {
+    sql += row == 0 ? "(" : ", (";
+    for (int column = 1; column <= kColumns; ++column) {
+      sql += (column == 1 ? "?" : ", ?") + std::to_string(row * kColumns + column);
+    }
+    sql += ")";
+  }
+  return sql;
+}
 constexpr std::string_view kUpdateSql =
     "UPDATE jobs SET priority = ?4, state = ?5, timeout_ms = ?6, max_attempts = ?7, "
     "backoff_ms = ?8, max_backoff_ms = ?9, attempts = ?11, updated_at = ?13, run_at = ?14, "
@@ -301,55 +314,61 @@ int BindOptionalBlob(sqlite3_stmt* stmt, int column, const wire::OptionalBox<std
   return bytes ? BindBlob(stmt, column, *bytes) : sqlite3_bind_null(stmt, column);
 }
 
-// Binds every column of `job` that the update statement has too; the bound memory must outlive
-// the statement's use.
-int BindJob(sqlite3_stmt* stmt, const Job& job) {
+// Binds every column of `job` that the update statement has too, as the parameters from `base`
+// + 1 on (a multi-row insert's row N has base N * kColumns); the bound memory must outlive the
+// statement's use.
+int BindJob(sqlite3_stmt* stmt, const Job& job, int base = 0) {
   const wire::OptionalBox<wire::Progress>& progress = job.progress;
+  const auto col = [base](Column column) { return base + column; };
   return FirstError({
-      sqlite3_bind_int64(stmt, kSeq, ToSql(job.seq)),
-      BindText(stmt, kType, job.type),
-      BindBlob(stmt, kPayload, job.payload),
-      sqlite3_bind_int64(stmt, kPriority, job.priority),
-      BindText(stmt, kState, wire::Name(job.state)),
-      sqlite3_bind_int64(stmt, kTimeoutMs, ToSql(job.timeout_ms)),
-      sqlite3_bind_int64(stmt, kMaxAttempts, job.max_attempts),
-      sqlite3_bind_int64(stmt, kBackoffMs, ToSql(job.backoff_ms)),
-      sqlite3_bind_int64(stmt, kMaxBackoffMs, ToSql(job.max_backoff_ms)),
-      job.key.empty() ? sqlite3_bind_null(stmt, kKey) : BindText(stmt, kKey, job.key),
-      sqlite3_bind_int64(stmt, kAttempts, job.attempts),
-      sqlite3_bind_int64(stmt, kCreatedAt, job.created_at),
-      sqlite3_bind_int64(stmt, kUpdatedAt, job.updated_at),
-      sqlite3_bind_int64(stmt, kRunAt, job.run_at),
-      BindText(stmt, kWorker, job.worker),
-      BindText(stmt, kError, job.error),
-      BindOptionalBlob(stmt, kResult, job.result),
-      progress && progress->percent ? sqlite3_bind_int64(stmt, kProgressPercent, *progress->percent)
-                                    : sqlite3_bind_null(stmt, kProgressPercent),
-      progress ? BindText(stmt, kProgressMessage, progress->message)
-               : sqlite3_bind_null(stmt, kProgressMessage),
-      BindOptionalBlob(stmt, kCheckpoint, job.checkpoint),
+      sqlite3_bind_int64(stmt, col(kSeq), ToSql(job.seq)),
+      BindText(stmt, col(kType), job.type),
+      BindBlob(stmt, col(kPayload), job.payload),
+      sqlite3_bind_int64(stmt, col(kPriority), job.priority),
+      BindText(stmt, col(kState), wire::Name(job.state)),
+      sqlite3_bind_int64(stmt, col(kTimeoutMs), ToSql(job.timeout_ms)),
+      sqlite3_bind_int64(stmt, col(kMaxAttempts), job.max_attempts),
+      sqlite3_bind_int64(stmt, col(kBackoffMs), ToSql(job.backoff_ms)),
+      sqlite3_bind_int64(stmt, col(kMaxBackoffMs), ToSql(job.max_backoff_ms)),
+      job.key.empty() ? sqlite3_bind_null(stmt, col(kKey)) : BindText(stmt, col(kKey), job.key),
+      sqlite3_bind_int64(stmt, col(kAttempts), job.attempts),
+      sqlite3_bind_int64(stmt, col(kCreatedAt), job.created_at),
+      sqlite3_bind_int64(stmt, col(kUpdatedAt), job.updated_at),
+      sqlite3_bind_int64(stmt, col(kRunAt), job.run_at),
+      BindText(stmt, col(kWorker), job.worker),
+      BindText(stmt, col(kError), job.error),
+      BindOptionalBlob(stmt, col(kResult), job.result),
+      progress && progress->percent
+          ? sqlite3_bind_int64(stmt, col(kProgressPercent), *progress->percent)
+          : sqlite3_bind_null(stmt, col(kProgressPercent)),
+      progress ? BindText(stmt, col(kProgressMessage), progress->message)
+               : sqlite3_bind_null(stmt, col(kProgressMessage)),
+      BindOptionalBlob(stmt, col(kCheckpoint), job.checkpoint),
   });
 }
 
 // Binds the columns only an insert writes: they never change. `after` and `labels` are
 // job.after and job.required joined.
 int BindInsertOnly(sqlite3_stmt* stmt, const Job& job, const std::string& after,
-                   const std::string& labels) {
+                   const std::string& labels, int base = 0) {
   const wire::JobLinks& links = job.links.value();
+  const auto col = [base](Column column) { return base + column; };
   return FirstError({
-      sqlite3_bind_int64(stmt, kGroupSeq, ToSql(links.group)),
-      sqlite3_bind_int(stmt, kFollowUp, links.follow_up ? 1 : 0),
-      links.after.empty() ? sqlite3_bind_null(stmt, kAfter) : BindText(stmt, kAfter, after),
-      links.after.empty() ? sqlite3_bind_null(stmt, kAfterPolicy)
-                          : BindText(stmt, kAfterPolicy, wire::Name(links.after_policy)),
-      links.hash_key.empty() ? sqlite3_bind_null(stmt, kHashKey)
-                             : BindText(stmt, kHashKey, links.hash_key),
-      links.required.empty() ? sqlite3_bind_null(stmt, kRequiredLabels)
-                             : BindText(stmt, kRequiredLabels, labels),
-      links.zone.empty() ? sqlite3_bind_null(stmt, kZone) : BindText(stmt, kZone, links.zone),
-      links.locality ? BindText(stmt, kLocality, wire::Name(*links.locality))
-                     : sqlite3_bind_null(stmt, kLocality),
-      sqlite3_bind_int64(stmt, kMaxRttMs, links.max_rtt_ms),
+      sqlite3_bind_int64(stmt, col(kGroupSeq), ToSql(links.group)),
+      sqlite3_bind_int(stmt, col(kFollowUp), links.follow_up ? 1 : 0),
+      links.after.empty() ? sqlite3_bind_null(stmt, col(kAfter))
+                          : BindText(stmt, col(kAfter), after),
+      links.after.empty() ? sqlite3_bind_null(stmt, col(kAfterPolicy))
+                          : BindText(stmt, col(kAfterPolicy), wire::Name(links.after_policy)),
+      links.hash_key.empty() ? sqlite3_bind_null(stmt, col(kHashKey))
+                             : BindText(stmt, col(kHashKey), links.hash_key),
+      links.required.empty() ? sqlite3_bind_null(stmt, col(kRequiredLabels))
+                             : BindText(stmt, col(kRequiredLabels), labels),
+      links.zone.empty() ? sqlite3_bind_null(stmt, col(kZone))
+                         : BindText(stmt, col(kZone), links.zone),
+      links.locality ? BindText(stmt, col(kLocality), wire::Name(*links.locality))
+                     : sqlite3_bind_null(stmt, col(kLocality)),
+      sqlite3_bind_int64(stmt, col(kMaxRttMs), links.max_rtt_ms),
   });
 }
 
@@ -519,8 +538,8 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
   if (Status status = Migrate(); !status) return status;
 
   const std::string select = "SELECT " + std::string(kJobColumns) + " FROM jobs";
-  const std::string insert =
-      "INSERT INTO jobs (" + std::string(kJobColumns) + ")" + std::string(kInsertValues);
+  const std::string insert = InsertSql(1);
+  const std::string insert_many = InsertSql(kRowsPerInsert);
   const std::string get = select + std::string(kGetWhere);
   const std::string load_unfinished = select + std::string(kLoadUnfinishedWhere);
   const std::string list_by_state = select + std::string(kListByStateWhere);
@@ -536,6 +555,7 @@ Status SqliteJobStore::Configure(const SqliteOptions& options) {
       {&epoch_, kEpochSql},
       {&set_epoch_, kSetEpochSql},
       {&insert_, insert},
+      {&insert_many_, insert_many},
       {&update_, kUpdateSql},
       {&get_, get},
       {&load_keys_, kLoadKeysSql},
@@ -642,12 +662,48 @@ Status SqliteJobStore::InTransaction(std::string_view what, Body&& body) {
 
 Status SqliteJobStore::Apply(const WriteBatch& batch) {
   if (batch.writes.empty()) return {};
+  const auto& writes = batch.writes;
   return InTransaction("apply", [&]() -> Status {
-    for (const WriteBatch::Write& write : batch.writes) {
-      if (Status status = Write(write); !status) return status;
+    for (std::size_t i = 0; i < writes.size();) {
+      const std::size_t run_end = std::min(writes.size(), i + kRowsPerInsert);
+      if (run_end - i == kRowsPerInsert &&
+          std::all_of(writes.begin() + i, writes.begin() + run_end,
+                      [](const WriteBatch::Write& write) { return write.insert; })) {
+        if (Status status = InsertMany(std::span(writes).subspan(i, kRowsPerInsert)); !status) {
+          return status;
+        }
+        i = run_end;
+        continue;
+      }
+      if (Status status = Write(writes[i]); !status) return status;
+      ++i;
     }
     return {};
   });
+}
+
+Status SqliteJobStore::InsertMany(std::span<const WriteBatch::Write> writes) {
+  sqlite3_stmt* stmt = insert_many_.get();
+  ScopedReset reset(stmt);
+  assert(writes.size() == kRowsPerInsert);
+  std::array<std::string, kRowsPerInsert> after;
+  std::array<std::string, kRowsPerInsert> labels;
+  for (int row = 0; row < kRowsPerInsert; ++row) {
+    const Job& job = writes[static_cast<std::size_t>(row)].job;
+    const wire::JobLinks& links = job.links.value();
+    after[row] = JoinSeqs(links.after);
+    labels[row] = JoinLabels(links.required);
+    const int base = row * kColumns;
+    if (BindJob(stmt, job, base) != SQLITE_OK ||
+        BindInsertOnly(stmt, job, after[row], labels[row], base) != SQLITE_OK) {
+      return SqlError("insert of " + FormatJobId(job.seq));
+    }
+  }
+  if (sqlite3_step(stmt) != SQLITE_DONE) {
+    return SqlError("insert of " + FormatJobId(writes.front().job.seq) + " to " +
+                    FormatJobId(writes.back().job.seq));
+  }
+  return {};
 }
 
 Status SqliteJobStore::Write(const WriteBatch::Write& write) {

@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -57,6 +58,10 @@ class SqliteJobStore final : public JobStore {
  public:
   // How long a writer waits for another instance's write transaction before failing.
   static constexpr int kBusyTimeoutMs = 5000;
+  // New jobs go in by this many to one statement where a batch has that many in a row: each
+  // execution of a statement opens a cursor on the table and on each index, which costs as much
+  // as a row's own work (claw-bench --workload store: 2.90 -> 2.25 us of CPU per row).
+  static constexpr int kRowsPerInsert = 32;
 
   // Opens or creates the file at `path`, sets WAL mode and `options`, and migrates the schema to
   // SchemaVersion(). Fails on a bad option, a file that is not a database, a file from a newer
@@ -102,6 +107,8 @@ class SqliteJobStore final : public JobStore {
   template <typename Body>
   Status InTransaction(std::string_view what, Body&& body);
   Status Write(const WriteBatch::Write& write);
+  // kRowsPerInsert inserts in one statement.
+  Status InsertMany(std::span<const WriteBatch::Write> writes);
   Result<std::vector<Job>> CollectJobs(sqlite3_stmt* stmt, std::string_view what);
   // An error naming the store, `what` failed, and SQLite's message for the last call.
   std::unexpected<Error> SqlError(std::string_view what) const;
@@ -112,6 +119,7 @@ class SqliteJobStore final : public JobStore {
   StmtPtr commit_;
   StmtPtr rollback_;
   StmtPtr insert_;
+  StmtPtr insert_many_;  // kRowsPerInsert rows
   StmtPtr update_;
   StmtPtr get_;
   // One cursor per unfinished state, merged by seq.

@@ -182,6 +182,68 @@ TEST_CASE("a batch of inserts round-trips every field exactly") {
   CHECK_FALSE(missing->has_value());
 }
 
+// A job whose every link is set, so that a round trip checks each insert-only column too.
+Job LinkedJob(Seq seq) {
+  Job job = MakeJob(seq);
+  job.key = "key-" + std::to_string(seq);
+  job.result = "result-" + std::to_string(seq);
+  job.progress = wire::Progress{.percent = static_cast<std::uint32_t>(seq % 101), .message = "m"};
+  job.checkpoint = "cp-" + std::to_string(seq);
+  job.links.edit().group = seq;
+  job.links.edit().after = {seq + 1000, seq + 2000};
+  job.links.edit().after_policy = wire::DependencyPolicy::kAllSettled;
+  job.links.edit().hash_key = "h-" + std::to_string(seq);
+  job.links.edit().required = {{"gpu", "true"}, {"n", std::to_string(seq)}};
+  job.links.edit().zone = "z-" + std::to_string(seq);
+  job.links.edit().locality = wire::Locality::kCrossZone;
+  job.links.edit().max_rtt_ms = seq;
+  return job;
+}
+
+TEST_CASE("inserts that go in by the multi-row statement round-trip every field, between updates") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  constexpr Seq kRun = SqliteJobStore::kRowsPerInsert;
+  // Runs of inserts longer and shorter than a statement's rows, split by an update, with bare
+  // jobs and fully linked ones side by side.
+  std::vector<Job> jobs;
+  WriteBatch batch;
+  for (Seq seq = 1; seq <= 3 * kRun + 5; ++seq) {
+    Job job = seq % 2 == 0 ? LinkedJob(seq) : MakeJob(seq);
+    batch.writes.push_back({.insert = true, .job = job});
+    jobs.push_back(std::move(job));
+    if (seq == kRun + 3) {
+      jobs[1].state = JobState::kSucceeded;
+      jobs[1].updated_at += 7;
+      batch.writes.push_back({.insert = false, .job = jobs[1]});
+    }
+  }
+  ApplyOk(*store, batch);
+  std::vector<Job> newest_first(jobs.rbegin(), jobs.rend());
+  CHECK(AllJobs(*store) == newest_first);
+  auto keys = store->LoadKeys();
+  REQUIRE(keys.has_value());
+  CHECK(keys->size() == jobs.size() / 2);
+}
+
+TEST_CASE("a duplicate key among the rows of a multi-row insert fails the batch, naming its jobs") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("jobs.db"));
+  Job first = MakeJob(1);
+  first.key = "dup";
+  ApplyOk(*store, Inserts({first}));
+  std::vector<Job> jobs;
+  for (Seq seq = 2; seq < 2 + SqliteJobStore::kRowsPerInsert; ++seq) jobs.push_back(MakeJob(seq));
+  jobs[5].key = "dup";
+  const Status status = store->Apply(Inserts(jobs));
+  REQUIRE_FALSE(status.has_value());
+  CHECK(status.error().message.find("UNIQUE constraint failed") != std::string::npos);
+  CHECK(status.error().message.find("insert of j-2 to j-" +
+                                    std::to_string(1 + SqliteJobStore::kRowsPerInsert)) !=
+        std::string::npos);
+  CHECK(Seqs(AllJobs(*store)) == std::vector<Seq>{1});
+}
+
 TEST_CASE("the state column holds the protocol name and a job without a key has key NULL") {
   TempDir dir;
   const std::string path = dir.File("jobs.db");
