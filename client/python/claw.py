@@ -509,10 +509,7 @@ class Client:
             silent = 0
             if reply.get("status") == _STATUS_CODES["NOT_ACTIVE"]:
                 not_active += 1
-                if not_active >= _ROUNDS * len(self.endpoints):
-                    raise ClawError("NOT_ACTIVE", reply.get("message", ""), reply["status"])
-                if not_active % len(self.endpoints) == 0:
-                    time.sleep(self.timeout)
+                self._after_not_active(not_active, reply, self.timeout)
                 move_on()
                 continue
             not_active = 0
@@ -631,10 +628,8 @@ class Client:
             unanswered = 0
             if reply.get("status") == _STATUS_CODES["NOT_ACTIVE"]:
                 not_active += 1
-                if not_active >= _ROUNDS * len(self.endpoints):
-                    raise ClawError("NOT_ACTIVE", reply.get("message", ""), reply["status"])
-                if not_active % len(self.endpoints) == 0:
-                    time.sleep(min(self.timeout, max(0.0, left(time.monotonic()))))
+                self._after_not_active(not_active, reply,
+                                       min(self.timeout, max(0.0, left(time.monotonic()))))
                 self._next_endpoint()
                 sent_at, answered = send(), False
                 continue
@@ -689,6 +684,14 @@ class Client:
     def _next_rid(self):
         self._rid += 1  # from 1: rid 0 answers a request the broker could not read
         return self._rid
+
+    def _after_not_active(self, count, reply, pause):
+        """After the `count`-th NOT_ACTIVE answer in a row: raises it once every endpoint has
+        given it _ROUNDS times, and sleeps `pause` seconds after each round of them."""
+        if count >= _ROUNDS * len(self.endpoints):
+            raise ClawError("NOT_ACTIVE", reply.get("message", ""), reply["status"])
+        if count % len(self.endpoints) == 0:
+            time.sleep(pause)
 
     def _ensure_socket(self):
         if self._socket is None:
