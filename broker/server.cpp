@@ -184,6 +184,9 @@ Status Server::Run(const std::atomic<bool>& stop) {
         auto in = wire::ReceiveInbound(router_, limits_);
         if (!in) break;
         HandleInbound(std::move(*in), now);
+        // What the message produced (a worker's next JOB above all) goes out now, not after a
+        // turn of thousands of SUBMITs.
+        if (core_ && !core_->outbox().empty()) Flush(now);
         if (taken % kWriterCheckInterval == kWriterCheckInterval - 1) ServiceWriter(now);
       }
       router_armed_ = taken < kMaxMessagesPerTurn;
