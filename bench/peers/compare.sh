@@ -73,6 +73,10 @@ done
 
 log() { echo "compare: $*" >&2; }
 
+# Before each measurement: what the one before left dirty (a RabbitMQ data directory just
+# removed, say) is written back now, not during the next server's fsyncs.
+settle() { sync; }
+
 # --- PIDs this script started; the only processes it ever signals --------------------------
 server_pid=""   # the server (for RabbitMQ: its rabbitmq-server script, parent of beam.smp)
 beam_pid=""     # RabbitMQ's Erlang VM
@@ -294,6 +298,7 @@ for config in $configs; do
       port=$(free_port)
       dir="$work_dir/$config-$workload-$round"
       mkdir -p "$dir"
+      settle
       log "$config $workload round $round (port $port)"
       measure_pid=""
       if start_server "$config" "$port" "$dir"; then
@@ -315,6 +320,7 @@ for config in $configs; do
 done
 
 for workload in $workloads; do
+  settle
   log "claw $workload (claw-bench --rounds $rounds)"
   if ! run_bounded 3600 "$claw_build/claw-bench" --workload "$workload" --n "$(n_of "$workload" claw)" \
       --rounds "$rounds" --json --data-dir "$work_dir/claw-bench-data" \
