@@ -446,10 +446,9 @@ class Client:
         `payload`, ..., `key`). Up to `window` SUBMITs are unanswered at once, each with
         batch_ack, so that the broker answers the new jobs of one commit with one reply
         (PROTOCOL.md 4.3), where submit waits for a round trip and a commit per job. Every job
-        gets an idempotency key (a random one
-        when it has none), so that when no reply comes within `timeout`, or the broker answers
-        NOT_ACTIVE, the unanswered SUBMITs are sent again, to the next endpoint, without making
-        a job twice. `last_submit_existing` becomes a list: for each job, whether its key matched
+        gets an idempotency key (a random one when it has none), so that when no reply comes
+        within `timeout`, or the broker answers NOT_ACTIVE, the unanswered SUBMITs are sent
+        again, to the next endpoint, without making a job twice. `last_submit_existing` becomes a list: for each job, whether its key matched
         an earlier job (as it does for a job whose first reply was lost). A refusal raises
         ClawError, its message naming the job's index; the jobs before it may have been created.
         """

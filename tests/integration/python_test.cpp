@@ -300,7 +300,7 @@ TEST_CASE("python: a python submit with the same key twice gives the same id") {
   CHECK(c.Json({"status", id})["payload"] == "first");
 }
 
-// The ids submit_many.py printed, one per line.
+// The lines of `out` (submit_many.py prints one id per line).
 std::vector<std::string> Lines(const std::string& out) {
   std::vector<std::string> lines;
   std::istringstream in(out);
