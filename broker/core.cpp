@@ -778,7 +778,7 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   std::int64_t last_started_ms = 0;
   if (WorkerState* old = FindWorker(from.routing_id)) {
     // A READY again on the same connection keeps its jobs: re-register without failing them.
-    if (!old->draining) Unlist(from.routing_id, *old);
+    if (!old->draining) Unlist(*old);
     leases = std::move(old->leases);
     unstarted = std::move(old->unstarted);
     last_started_ms = old->last_started_ms;
@@ -820,7 +820,7 @@ void Core::HandleReady(const wire::Envelope& from, const wire::Ready& m, Now now
   w.last_heard_ms = now.mono_ms;
   w.health = NewHealthState(config_.health, now.mono_ms);
   worker_ids_[w.id] = from.routing_id;
-  List(from.routing_id, w);
+  List(w);
   spdlog::info("worker {} ready: types={} capacity={} prefetch={}", w.id, fmt::join(w.types, ","),
                w.capacity, w.prefetch);
   wire::Welcome welcome{config_.heartbeat_ms, config_.liveness, epoch_};
@@ -1218,20 +1218,20 @@ void Core::ReleaseSlot(WorkerState& w, std::uint64_t lease) {
   }
 }
 
-void Core::Unlist(const std::string& routing_id, const WorkerState& w) {
+void Core::Unlist(WorkerState& w) {
   const std::uint64_t free_slots = w.FreeSlots();
   for (const auto& type : w.types) {
     auto& tw = type_workers_[type];
-    std::erase(tw.routing_ids, routing_id);
+    std::erase(tw.workers, &w);
     tw.spare -= free_slots;
   }
 }
 
-void Core::List(const std::string& routing_id, const WorkerState& w) {
+void Core::List(WorkerState& w) {
   const std::uint64_t free_slots = w.FreeSlots();
   for (const auto& type : w.types) {
     auto& tw = type_workers_[type];
-    tw.routing_ids.push_back(routing_id);
+    tw.workers.push_back(&w);
     tw.spare += free_slots;
     dirty_types_.push_back(type);
   }
@@ -1242,7 +1242,7 @@ void Core::RemoveWorker(const std::string& routing_id, const std::string& why, N
   if (it == workers_.end()) return;
   WorkerState& w = it->second;
   spdlog::info("worker {} removed: {} ({} jobs in hand)", w.id, why, w.leases.size());
-  if (!w.draining) Unlist(routing_id, w);
+  if (!w.draining) Unlist(w);
   for (const auto& [lease, seq] : w.leases) {
     Job* current = LeasedJob(seq, lease);
     if (current == nullptr) continue;
@@ -1291,8 +1291,8 @@ void Core::BuildCandidates(const Job& job, const PlacementRequest& request, Now 
   // Labels and zones are copied only for a job that looks at them: dispatch stays cheap.
   const bool placed =
       describe || !request.required.empty() || !request.zone.empty() || request.max_rtt_ms;
-  for (const auto& routing_id : it->second.routing_ids) {
-    WorkerState& w = workers_.at(routing_id);
+  for (WorkerState* listed : it->second.workers) {
+    WorkerState& w = *listed;
     CandidateView view;
     view.id = w.id;
     view.capacity = w.capacity;
@@ -1346,7 +1346,7 @@ void Core::HandleDrain(const wire::Envelope& from, const wire::DrainRequest& r, 
   wire::ClientReply reply{.command = cmd, .rid = r.rid};
   reply.moved = 0;
   if (r.drain && !w.draining) {
-    Unlist(id->second, w);
+    Unlist(w);
     w.draining = true;
     spdlog::info("worker {} drained ({} jobs in hand)", w.id, w.leases.size());
     if (config_.migration.MovesRunning()) {
@@ -1354,7 +1354,7 @@ void Core::HandleDrain(const wire::Envelope& from, const wire::DrainRequest& r, 
     }
   } else if (!r.drain && w.draining) {
     w.draining = false;
-    List(id->second, w);
+    List(w);
     spdlog::info("worker {} back in service", w.id);
   }
   Reply(from, std::move(reply));

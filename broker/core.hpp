@@ -169,9 +169,10 @@ class Core {
     std::uint64_t FreeSlots() const { return broker::FreeSlots(capacity, prefetch, leases.size()); }
   };
   struct TypeWorkers {
-    std::vector<std::string> routing_ids;  // workers serving this type
-    std::size_t cursor = 0;                // round-robin start
-    std::uint64_t spare = 0;               // free slots over those workers
+    // Workers serving this type, in the order they were listed; entries of workers_, whose
+    // addresses hold until they are erased (Unlist comes first).
+    std::vector<WorkerState*> workers;
+    std::uint64_t spare = 0;  // free slots over those workers
   };
   struct Deadline {
     std::int64_t at = 0;  // mono ms for leases, wall ms for scheduled jobs
@@ -319,7 +320,7 @@ class Core {
   void ReleaseSlot(WorkerState& w, std::uint64_t lease);
   void RemoveWorker(const std::string& routing_id, const std::string& why, Now now);
   // Takes a worker out of its types' lists and spare-slot counts.
-  void Unlist(const std::string& routing_id, const WorkerState& w);
+  void Unlist(WorkerState& w);
   void Dispatch(Now now);
   // adaptive: recalls jobs that overloaded workers hold but have not started, for less loaded
   // workers to take (Scheduler::RebalanceTarget).
@@ -353,7 +354,7 @@ class Core {
   // their attempt given back and their checkpoint kept. Returns how many.
   std::uint64_t MigrateJobs(WorkerState& w, const std::string& why, Now now);
   // Puts a worker in its types' lists (new, or back after Unlist).
-  void List(const std::string& routing_id, const WorkerState& w);
+  void List(WorkerState& w);
   void StartAttempt(Job& job, WorkerState& w, Now now);
 
   WorkerState* FindWorker(const std::string& routing_id);
