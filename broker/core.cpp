@@ -442,8 +442,8 @@ std::optional<Core::Refusal> Core::CheckKey(std::string_view name,
 }
 
 std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
-  if (Status name = wire::CheckName("type", spec.type, wire::limits::kMaxTypeBytes); !name) {
-    return Refusal{StatusCode::kBadRequest, name.error().message};
+  if (Status names = wire::CheckJobNames(spec); !names) {
+    return Refusal{StatusCode::kBadRequest, names.error().message};
   }
   if (spec.payload.size() > config_.max_payload_bytes) {
     return Refusal{StatusCode::kTooLarge, "payload of " + std::to_string(spec.payload.size()) +
@@ -467,11 +467,6 @@ std::optional<Core::Refusal> Core::CheckSpec(const wire::JobSpec& spec) const {
     if (Status checked = wire::CheckLabel(key, value); !checked) {
       return Refusal{StatusCode::kBadRequest,
                      "required label '" + key + "': " + checked.error().message};
-    }
-  }
-  if (spec.zone) {
-    if (Status name = wire::CheckName("zone", *spec.zone, wire::limits::kMaxTypeBytes); !name) {
-      return Refusal{StatusCode::kBadRequest, name.error().message};
     }
   }
   if (spec.after.size() > static_cast<std::size_t>(wire::limits::kMaxAfter)) {

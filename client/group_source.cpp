@@ -193,14 +193,7 @@ Result<wire::JobSpec> ParseMemberLine(std::string_view line, const MemberDefault
   }
   ApplyDefaults(spec, defaults);
   if (spec.type.empty()) return Fail("no type (give one per line, or --type)");
-  if (Status name = wire::CheckName("type", spec.type, wire::limits::kMaxTypeBytes); !name) {
-    return std::unexpected(name.error());
-  }
-  if (spec.zone) {
-    if (Status name = wire::CheckName("zone", *spec.zone, wire::limits::kMaxTypeBytes); !name) {
-      return std::unexpected(name.error());
-    }
-  }
+  if (Status names = wire::CheckJobNames(spec); !names) return std::unexpected(names.error());
   return spec;
 }
 

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "schema/codec.hpp"
+#include "schema/protocol_constants.hpp"
+
 namespace claw::wire {
 
 bool IsName(std::string_view text, std::size_t max_bytes) {
@@ -16,6 +19,12 @@ Status CheckName(std::string_view what, std::string_view text, std::size_t max_b
   if (IsName(text, max_bytes)) return {};
   return Fail(std::string(what) + " must be 1-" + std::to_string(max_bytes) +
               " bytes of A-Z a-z 0-9 _ . : -");
+}
+
+Status CheckJobNames(const JobSpec& spec) {
+  if (Status type = CheckName("type", spec.type, limits::kMaxTypeBytes); !type) return type;
+  if (spec.zone) return CheckName("zone", *spec.zone, limits::kMaxTypeBytes);
+  return {};
 }
 
 Status CheckLabel(std::string_view key, std::string_view value) {

@@ -20,6 +20,10 @@ bool IsName(std::string_view text, std::size_t max_bytes);
 // in a field, a program checking its own flags does.
 Status CheckName(std::string_view what, std::string_view text, std::size_t max_bytes);
 
+struct JobSpec;
+// The names a job carries, each by CheckName: its type, and its zone when it has one.
+Status CheckJobNames(const JobSpec& spec);
+
 // A label, a worker's or one a job requires: the key non-empty and without '=', neither the key
 // nor the value holding a newline. The error says which rule the label breaks.
 Status CheckLabel(std::string_view key, std::string_view value);

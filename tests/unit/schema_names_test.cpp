@@ -146,6 +146,18 @@ TEST_CASE("CheckName gives IsName's rule as a message naming the field, not the 
   CHECK_FALSE(CheckName("zone", "123456789", 8).has_value());
 }
 
+TEST_CASE("CheckJobNames checks a job's type, and its zone only when it has one") {
+  JobSpec spec;
+  spec.type = "resize";
+  CHECK(CheckJobNames(spec).has_value());
+  spec.zone = "eu-1";
+  CHECK(CheckJobNames(spec).has_value());
+  spec.zone = "eu 1";
+  CHECK(CheckJobNames(spec).error().message.starts_with("zone must be 1-128 bytes"));
+  spec.type = "";
+  CHECK(CheckJobNames(spec).error().message.starts_with("type must be 1-128 bytes"));
+}
+
 TEST_CASE("a label's key is non-empty without '=', and neither key nor value holds a newline") {
   CHECK(CheckLabel("gpu", "true"));
   CHECK(CheckLabel("tag", ""));
