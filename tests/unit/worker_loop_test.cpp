@@ -23,8 +23,8 @@ constexpr auto kDeadline = 10s;
 
 class FakeBroker {
  public:
-  FakeBroker()
-      : router_(std::move(*wire::BindRouter(context_, "tcp://127.0.0.1:*", 64 << 20))),
+  explicit FakeBroker(const std::string& bind = "tcp://127.0.0.1:*")
+      : router_(std::move(*wire::BindRouter(context_, bind, 64 << 20))),
         endpoint_(wire::BoundEndpoint(router_)) {}
 
   const std::string& endpoint() const { return endpoint_; }
@@ -150,6 +150,21 @@ TEST_CASE("the worker says READY and after WELCOME runs a JOB and reports DONE w
                              .labels = {{"zone", "eu-1"}}});
   broker.Send(Job("job-1", 42));
   CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-1", .lease = 42, .result = "hi!"});
+}
+
+TEST_CASE("a worker started before its broker is there says READY once it is, and runs jobs") {
+  // The loop sleeps on the socket's descriptor; the connection coming up must wake it.
+  std::string endpoint;
+  {
+    FakeBroker probe;  // for a free port, closed again
+    endpoint = probe.endpoint();
+  }
+  RunningWorker worker(Options(endpoint),
+                       [](JobContext& job) { return Outcome::Success(job.payload() + "!"); });
+  FakeBroker broker(endpoint);
+  broker.Greet();
+  broker.Send(Job("job-1", 7));
+  CHECK(broker.Expect<wire::Done>() == wire::Done{.id = "job-1", .lease = 7, .result = "hi!"});
 }
 
 TEST_CASE("progress and checkpoints from a handler reach the broker with the job's lease") {
